@@ -1,0 +1,44 @@
+# `make demo` and `make test` work from a fresh clone: they create .venv and install
+# everything pinned in pyproject.toml. Peers for benchmarks live in .venv-peers.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PEERS := .venv-peers
+
+.PHONY: install demo test test-slow bench bench-peers clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import surrogate, jax, flax, optax, gymnax, gymnasium, mujoco"
+	touch $@
+
+demo: install
+	$(VENV)/bin/surrogate train ppo --env CartPole-v1 --seeds 4 --total-steps 300000 --name demo --overwrite
+	@echo "learning curve: runs/demo/curve.png"
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+# Peers (torch CPU wheel first, then SB3; rejax needs gymnax 0.0.9) in their own venv.
+$(PEERS)/.installed:
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+	$(PEERS)/bin/pip install -q stable-baselines3==2.9.2 rejax==0.1.3 gymnax==0.0.9 jax==0.10.2 jaxlib==0.10.2 2>&1 | grep -v "^WARNING: Location" || true
+	$(PEERS)/bin/python -c "import torch, stable_baselines3, rejax"
+	touch $@
+
+bench-peers: $(PEERS)/.installed
+
+bench: install bench-peers
+	$(PY) benchmarks/ppo_cartpole.py --peers-python $(PEERS)/bin/python
+	$(PY) benchmarks/ppo_mujoco.py
+
+clean:
+	rm -rf $(VENV) $(PEERS) runs

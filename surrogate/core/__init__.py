@@ -1,0 +1,1 @@
+"""Math shared by every algorithm: no environment, IO or CLI code lives here."""

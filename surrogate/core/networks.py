@@ -1,0 +1,121 @@
+"""Networks: MLP, Nature CNN torso, and the actor-critic used by policy-gradient methods.
+
+Orthogonal initialisation with the gains of the PPO reference implementation
+(sqrt(2) hidden, 0.01 policy head, 1.0 value head; Andrychowicz et al. 2021 sec. 3.2).
+"""
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish, "elu": nn.elu}
+
+
+def dense(features: int, gain: float) -> nn.Dense:
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(gain), bias_init=nn.initializers.zeros)
+
+
+class MLP(nn.Module):
+    """Fully connected torso; ``out`` > 0 adds a linear head with gain ``out_gain``."""
+
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    out: int = 0
+    out_gain: float = 1.0
+
+    @nn.compact
+    def __call__(self, x):
+        act = ACTIVATIONS[self.activation]
+        for h in self.hidden:
+            x = act(dense(h, np.sqrt(2))(x))
+        if self.out:
+            x = dense(self.out, self.out_gain)(x)
+        return x
+
+
+class NatureCNN(nn.Module):
+    """Mnih et al. 2015 torso: conv 32x8/4, 64x4/2, 64x3/1, dense 512. Expects NHWC in [0, 255] or [0, 1]."""
+
+    scale: float = 1.0 / 255.0
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.astype(jnp.float32) * self.scale
+        init = nn.initializers.orthogonal(np.sqrt(2))
+        for feat, k, s in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+            x = nn.relu(nn.Conv(feat, (k, k), (s, s), padding="VALID", kernel_init=init)(x))
+        x = x.reshape(*x.shape[:-3], -1)
+        return nn.relu(dense(512, np.sqrt(2))(x))
+
+
+class ActorCritic(nn.Module):
+    """Policy and value function.
+
+    ``network="mlp"``: separate actor and critic MLPs (as in the PPO paper's MuJoCo setup).
+    ``network="nature_cnn"``: one shared Nature-CNN torso with two linear heads (Atari).
+    Discrete policies return logits; continuous ones a mean and a state-independent log-std.
+    """
+
+    action_dim: int
+    discrete: bool
+    network: str = "mlp"
+    hidden: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    log_std_init: float = 0.0
+    obs_ndim: int = 1
+
+    def setup(self):
+        if self.network == "nature_cnn":
+            self.torso = NatureCNN()
+            self.pi_head = dense(self.action_dim, 0.01)
+            self.v_head = dense(1, 1.0)
+        else:
+            self.actor = MLP(self.hidden, self.activation, self.action_dim, 0.01)
+            self.critic = MLP(self.hidden, self.activation, 1, 1.0)
+        if not self.discrete:
+            self.log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
+
+    def _features(self, obs):
+        """MLPs see observations flattened (``obs_ndim`` trailing axes form one sample)."""
+        if self.network == "nature_cnn" or self.obs_ndim == 1:
+            return obs
+        return obs.reshape(*obs.shape[: obs.ndim - self.obs_ndim], -1)
+
+    def policy(self, obs):
+        """Distribution parameters: ``logits`` or ``(mean, log_std)``."""
+        if self.network == "nature_cnn":
+            out = self.pi_head(self.torso(obs))
+        else:
+            out = self.actor(self._features(obs))
+        if self.discrete:
+            return out
+        return out, jnp.broadcast_to(self.log_std, out.shape)
+
+    def value(self, obs):
+        if self.network == "nature_cnn":
+            return self.v_head(self.torso(obs))[..., 0]
+        return self.critic(self._features(obs))[..., 0]
+
+    def __call__(self, obs):
+        return self.policy(obs), self.value(obs)
+
+
+def numpy_policy(params, obs, activation: str, discrete: bool):
+    """NumPy mirror of ``ActorCritic.policy`` for MLP networks (host rollouts).
+
+    ``params`` is the NumPy copy of an MLP ``ActorCritic``'s parameters; returns logits or
+    ``(mean, log_std)`` equal to the Flax module's up to float rounding.
+    """
+    act = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0), "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
+           "swish": lambda x: x / (1.0 + np.exp(-x))}[activation]
+    p = params["params"]
+    layers = p["actor"]
+    x = obs.reshape(obs.shape[0], -1).astype(np.float32)
+    names = sorted(layers, key=lambda k: int(k.split("_")[1]))
+    for name in names[:-1]:
+        x = act(x @ layers[name]["kernel"] + layers[name]["bias"])
+    out = x @ layers[names[-1]]["kernel"] + layers[names[-1]]["bias"]
+    if discrete:
+        return out
+    return out, np.broadcast_to(p["log_std"], out.shape)
