@@ -22,7 +22,8 @@ from surrogate.core.distributions import make_dist, mode, sample_numpy
 from surrogate.core.losses import clipped_surrogate_loss, normalize_advantages, value_loss
 from surrogate.core.networks import ActorCritic, numpy_policy
 from surrogate.core.normalize import normalize
-from surrogate.core.rollout import Batch, EnvCarry, RolloutSpec, host_rollout, init_carry, jax_rollout, policy_input
+from surrogate.core.rollout import (Batch, EnvCarry, RolloutSpec, clip_actions, host_rollout, init_carry, jax_rollout,
+                                    policy_input)
 from surrogate.errors import ConfigError
 
 
@@ -169,7 +170,8 @@ def make_learner(config: Config, env) -> Learner:
     lr = optax.linear_schedule(config.learning_rate, 0.0, grad_steps) if config.anneal_lr else config.learning_rate
     clip = (optax.clip_by_global_norm(config.max_grad_norm) if config.grad_clip == "global_norm"
             else optax.clip(config.max_grad_norm))
-    optimizer = optax.chain(clip, optax.adam(lr, eps=config.adam_eps))
+    # One flat parameter vector for clipping and Adam: fewer, larger XLA ops per minibatch step.
+    optimizer = optax.flatten(optax.chain(clip, optax.adam(lr, eps=config.adam_eps)))
     bounds = env.action_bounds
     low, high = (None, None) if bounds is None else bounds
     spec = RolloutSpec(config.num_steps, config.normalize_obs, config.normalize_reward, config.gamma,
@@ -305,9 +307,8 @@ def over_seeds(fn: Callable, num_seeds: int, donate: bool = False):
 def host_sampler(config: Config, learner: Learner, params, rng: np.random.Generator):
     """Action sampler for host rollouts: NumPy for MLPs (no jit dispatch per step), jitted for CNNs."""
     if learner.network.network == "mlp":
-        params_np = jax.device_get(params)
-        return lambda obs: sample_numpy(rng, numpy_policy(params_np, obs, config.activation, learner.discrete),
-                                        learner.discrete)
+        forward = numpy_policy(jax.device_get(params), config.activation, learner.discrete)
+        return lambda obs: sample_numpy(rng, forward(obs), learner.discrete)
     sample = _jitted_sampler(learner)
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
 
@@ -499,9 +500,8 @@ def _evaluate_jax(learner, env, params, obs_stats, key, episodes):
     def body(carry, k):
         obs, state, ret, alive = carry
         actions = greedy_actions(learner, params, policy_input(learner.spec, obs_stats, obs.astype(jnp.float32)))
-        if learner.spec.action_low is not None:
-            actions = jnp.clip(actions, jnp.asarray(learner.spec.action_low), jnp.asarray(learner.spec.action_high))
-        obs, state, reward, done, _ = step(jax.random.split(k, episodes), state, actions, env.default_params)
+        obs, state, reward, done, _ = step(jax.random.split(k, episodes), state, clip_actions(learner.spec, actions, jnp),
+                                           env.default_params)
         ret = ret + reward * alive
         return (obs, state, ret, alive * (1.0 - done)), None
 
@@ -517,10 +517,8 @@ def _evaluate_host(learner, env, params, obs_stats, seed, episodes):
     ret, alive = np.zeros(episodes), np.ones(episodes)
     try:
         while alive.any():
-            actions = np.asarray(greedy(params, policy_input(learner.spec, obs_stats, jnp.asarray(obs, jnp.float32))))
-            if learner.spec.action_low is not None:
-                actions = np.clip(actions, learner.spec.action_low, learner.spec.action_high)
-            obs, reward, term, trunc, _ = venv.step(actions)
+            actions = np.asarray(greedy(params, policy_input(learner.spec, obs_stats, jnp.asarray(obs))))
+            obs, reward, term, trunc, _ = venv.step(clip_actions(learner.spec, actions, np))
             ret += reward * alive
             alive *= 1.0 - (term | trunc)
     finally:

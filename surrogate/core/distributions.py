@@ -21,9 +21,9 @@ def mode(dist_params, discrete: bool):
 
 
 def sample_numpy(rng: np.random.Generator, dist_params, discrete: bool):
-    """Sample from NumPy distribution parameters (Gumbel-max for categorical)."""
+    """Sample from NumPy parameters: logits (Gumbel-max) or ``(mean, std)``."""
     if discrete:
         g = rng.gumbel(size=dist_params.shape).astype(dist_params.dtype)
         return (dist_params + g).argmax(-1)
-    mean, log_std = dist_params
-    return mean + np.exp(log_std) * rng.standard_normal(mean.shape).astype(mean.dtype)
+    mean, std = dist_params
+    return mean + std * rng.standard_normal(mean.shape, np.float32)

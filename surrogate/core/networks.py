@@ -101,21 +101,28 @@ class ActorCritic(nn.Module):
         return self.policy(obs), self.value(obs)
 
 
-def numpy_policy(params, obs, activation: str, discrete: bool):
-    """NumPy mirror of ``ActorCritic.policy`` for MLP networks (host rollouts).
+NUMPY_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0),
+                     "elu": lambda x: np.where(x > 0, x, np.expm1(x)), "swish": lambda x: x / (1.0 + np.exp(-x))}
 
-    ``params`` is the NumPy copy of an MLP ``ActorCritic``'s parameters; returns logits or
-    ``(mean, log_std)`` equal to the Flax module's up to float rounding.
+
+def numpy_policy(params, activation: str, discrete: bool):
+    """NumPy mirror of ``ActorCritic.policy`` for MLP networks, for host rollouts.
+
+    Returns ``f(obs[N, ...]) -> logits`` or ``(mean, std)``, equal to the Flax module's output
+    (with ``std = exp(log_std)``) up to float rounding. Layers are unpacked once, so a call costs
+    a few microseconds where a jitted call costs ~55 us of dispatch.
     """
-    act = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0), "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
-           "swish": lambda x: x / (1.0 + np.exp(-x))}[activation]
+    act = NUMPY_ACTIVATIONS[activation]
     p = params["params"]
-    layers = p["actor"]
-    x = obs.reshape(obs.shape[0], -1).astype(np.float32)
-    names = sorted(layers, key=lambda k: int(k.split("_")[1]))
-    for name in names[:-1]:
-        x = act(x @ layers[name]["kernel"] + layers[name]["bias"])
-    out = x @ layers[names[-1]]["kernel"] + layers[names[-1]]["bias"]
-    if discrete:
-        return out
-    return out, np.broadcast_to(p["log_std"], out.shape)
+    names = sorted(p["actor"], key=lambda k: int(k.split("_")[1]))
+    layers = [(np.asarray(p["actor"][k]["kernel"]), np.asarray(p["actor"][k]["bias"])) for k in names]
+    std = None if discrete else np.exp(np.asarray(p["log_std"]))
+
+    def forward(obs):
+        x = obs.reshape(obs.shape[0], -1)
+        for w, b in layers[:-1]:
+            x = act(x @ w + b)
+        out = x @ layers[-1][0] + layers[-1][1]
+        return out if discrete else (out, std)
+
+    return forward

@@ -6,6 +6,9 @@ parallel variance update, as in OpenAI baselines' ``RunningMeanStd``.
 """
 from typing import NamedTuple
 
+import jax
+import numpy as np
+
 
 class RunningStats(NamedTuple):
     mean: object
@@ -47,10 +50,26 @@ def init_return_norm(num_envs, xp):
     return ReturnNormState(xp.zeros((num_envs,), xp.float32), init_stats((), xp))
 
 
-def scale_reward(state: ReturnNormState, reward, done, gamma: float, clip: float = 10.0, eps: float = 1e-8):
-    """Update the discounted-return statistics with this step and return the scaled reward."""
-    returns = state.returns * gamma + reward
-    stats = update_stats(state.stats, returns)
-    scaled = (reward / (stats.var + eps) ** 0.5).clip(-clip, clip)
-    returns = returns * (1.0 - done)
-    return ReturnNormState(returns.astype(state.returns.dtype), stats), scaled
+def scale_rewards(state: ReturnNormState, rewards, dones, gamma: float, xp, clip: float = 10.0, eps: float = 1e-8):
+    """Scale a ``[T, N]`` batch of rewards by the std of the running discounted return.
+
+    The return ``R_t = gamma * R_{t-1} + r_t`` (reset after episode ends) is tracked per env
+    across batches; its statistics absorb this batch, then every reward is divided by the std.
+    """
+    if xp is np:
+        returns = np.empty_like(rewards)
+        running = state.returns
+        for t in range(rewards.shape[0]):
+            running = running * gamma + rewards[t]
+            returns[t] = running
+            running = running * (1.0 - dones[t])
+    else:
+        def step(running, x):
+            r, d = x
+            running = running * gamma + r
+            return running * (1.0 - d), running
+
+        running, returns = jax.lax.scan(step, state.returns, (rewards, dones.astype(rewards.dtype)))
+    stats = update_stats(state.stats, returns.reshape(-1))
+    scaled = (rewards / (stats.var + eps) ** 0.5).clip(-clip, clip)
+    return ReturnNormState(running.astype(state.returns.dtype), stats), scaled

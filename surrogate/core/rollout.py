@@ -1,10 +1,10 @@
-"""Rollouts: a jitted ``lax.scan`` for JAX envs and a Python loop for Gymnasium vector envs.
+"""Rollouts: a jitted ``lax.scan`` for JAX envs and a Python loop for host (Gymnasium) envs.
 
-Both return the same time-major ``Batch`` of *raw* observations; normalisation with the
-statistics frozen at the end of the rollout is applied by the learner, so the policy that
-is optimised and the one whose log-probabilities are the "old" ones agree exactly.
-Both also keep the same ``EnvCarry`` (observation statistics, reward scaling and the
-running undiscounted episode returns that feed the learning curve).
+Both return the same time-major ``Batch`` of *raw* observations and both act with the
+observation statistics frozen for the whole rollout; ``finish_rollout`` then folds the batch
+into the statistics and scales the rewards, identically for both backends. The learner
+normalises the batch with the updated statistics and recomputes the old log-probabilities
+under them, so the ratio in the surrogate starts at exactly 1.
 """
 from typing import Any, Callable, NamedTuple
 
@@ -18,7 +18,7 @@ from surrogate.core.normalize import (
     init_return_norm,
     init_stats,
     normalize,
-    scale_reward,
+    scale_rewards,
     update_stats,
 )
 
@@ -28,14 +28,14 @@ class Batch(NamedTuple):
 
     obs: Any
     actions: Any
-    rewards: Any  # scaled when reward normalisation is on
+    rewards: Any  # scaled by `finish_rollout` when reward normalisation is on
     terminations: Any
     dones: Any  # terminated or truncated
     next_obs: Any
 
 
 class EpisodeStats(NamedTuple):
-    """Undiscounted returns of the episodes that finished during one rollout."""
+    """Undiscounted returns and lengths of the episodes that finished during one rollout."""
 
     return_sum: Any
     length_sum: Any
@@ -63,27 +63,31 @@ class RolloutSpec(NamedTuple):
 
 
 def init_carry(env_state, obs, xp) -> EnvCarry:
+    """``xp`` is ``numpy`` (host) or ``jax.numpy``. Statistics start at mean 0, variance 1."""
     n = obs.shape[0]
-    stats = update_stats(init_stats(obs.shape[1:], xp), obs.astype(xp.float32))
     zeros = xp.zeros((n,), xp.float32)
-    return EnvCarry(env_state, obs, stats, init_return_norm(n, xp), zeros, zeros)
-
-
-def _after_step(spec: RolloutSpec, carry: EnvCarry, env_state, obs, reward, done, xp):
-    """Bookkeeping shared by both rollouts: statistics, reward scaling, episode returns."""
-    obs_stats = update_stats(carry.obs_stats, obs.astype(xp.float32)) if spec.normalize_obs else carry.obs_stats
-    return_norm, stored_reward = carry.return_norm, reward
-    if spec.normalize_reward:
-        return_norm, stored_reward = scale_reward(carry.return_norm, reward, done, spec.gamma)
-    ep_ret = carry.episode_return + reward
-    ep_len = carry.episode_length + 1
-    finished = EpisodeStats((ep_ret * done).sum(), (ep_len * done).sum(), done.sum())
-    new = EnvCarry(env_state, obs, obs_stats, return_norm, ep_ret * (1 - done), ep_len * (1 - done))
-    return new, stored_reward, finished
+    return EnvCarry(env_state, obs, init_stats(obs.shape[1:], xp), init_return_norm(n, xp), zeros, zeros)
 
 
 def policy_input(spec: RolloutSpec, stats: RunningStats, obs):
     return normalize(stats, obs) if spec.normalize_obs else obs
+
+
+def clip_actions(spec: RolloutSpec, actions, xp):
+    if spec.action_low is None:
+        return actions
+    return xp.clip(actions, xp.asarray(spec.action_low), xp.asarray(spec.action_high))
+
+
+def finish_rollout(spec: RolloutSpec, carry: EnvCarry, batch: Batch, xp):
+    """Fold the batch's states into the observation statistics and scale its rewards."""
+    if spec.normalize_obs:
+        flat = batch.next_obs.reshape(-1, *batch.next_obs.shape[2:]).astype(xp.float32)
+        carry = carry._replace(obs_stats=update_stats(carry.obs_stats, flat))
+    if spec.normalize_reward:
+        return_norm, rewards = scale_rewards(carry.return_norm, batch.rewards, batch.dones, spec.gamma, xp)
+        carry, batch = carry._replace(return_norm=return_norm), batch._replace(rewards=rewards)
+    return carry, batch
 
 
 def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params, carry: EnvCarry, key):
@@ -98,22 +102,26 @@ def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params,
     def one_step(carry: EnvCarry, key):
         k_act, k_env = jax.random.split(key)
         actions = sample_fn(params, policy_input(spec, carry.obs_stats, carry.obs), k_act)
-        env_actions = actions if spec.action_low is None else jnp.clip(actions, spec.action_low, spec.action_high)
-        obs, env_state, reward, done, info = step(jax.random.split(k_env, num_envs), carry.env_state, env_actions, env_params)
+        obs, env_state, reward, done, info = step(jax.random.split(k_env, num_envs), carry.env_state,
+                                                  clip_actions(spec, actions, jnp), env_params)
         done_f = done.astype(jnp.float32)
-        new, stored_reward, finished = _after_step(spec, carry, env_state, obs, reward, done_f, jnp)
-        out = Batch(carry.obs, actions, stored_reward, info["terminated"], done, info["final_observation"])
+        ep_ret, ep_len = carry.episode_return + reward, carry.episode_length + 1
+        finished = EpisodeStats((ep_ret * done_f).sum(), (ep_len * done_f).sum(), done_f.sum())
+        new = carry._replace(env_state=env_state, obs=obs, episode_return=ep_ret * (1 - done_f),
+                             episode_length=ep_len * (1 - done_f))
+        out = Batch(carry.obs, actions, reward, info["terminated"], done, info["final_observation"])
         return new, (out, finished)
 
     carry, (batch, finished) = jax.lax.scan(one_step, carry, jax.random.split(key, spec.num_steps))
+    carry, batch = finish_rollout(spec, carry, batch, jnp)
     return carry, batch, jax.tree.map(lambda x: x.sum(), finished)
 
 
 def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
-    """The same rollout on a Gymnasium vector env, in Python.
+    """The same rollout on a host vector env (``surrogate.envs.HostVectorEnv``), in Python.
 
-    ``sample_np(obs) -> actions`` is a NumPy policy (a jitted call costs ~55 us of dispatch
-    here, a third of a MuJoCo step). Returns NumPy ``(carry, Batch, EpisodeStats)``.
+    ``sample_np(obs) -> actions`` is a NumPy policy: a jitted call costs ~55 us of dispatch
+    here, half a MuJoCo step. Returns NumPy ``(carry, Batch, EpisodeStats)``.
     """
     T, N = spec.num_steps, carry.obs.shape[0]
     obs_buf = np.empty((T, *carry.obs.shape), np.float32)
@@ -122,22 +130,26 @@ def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
     term_buf = np.empty((T, N), bool)
     done_buf = np.empty((T, N), bool)
     act_buf = None
-    totals = np.zeros(3)
+    ep_ret, ep_len = carry.episode_return.copy(), carry.episode_length.copy()
+    finished = np.zeros(3)
+    obs = carry.obs
+    # statistics are frozen for the rollout: precompute the affine map of `normalize`
+    shift, scale = carry.obs_stats.mean, 1.0 / np.sqrt(carry.obs_stats.var + 1e-8)
+    low = None if spec.action_low is None else np.asarray(spec.action_low, np.float32)
+    high = None if spec.action_high is None else np.asarray(spec.action_high, np.float32)
     for t in range(T):
-        actions = sample_np(policy_input(spec, carry.obs_stats, carry.obs))
+        actions = sample_np(((obs - shift) * scale).clip(-10.0, 10.0) if spec.normalize_obs else obs)
         if act_buf is None:
             act_buf = np.empty((T, *actions.shape), actions.dtype)
-        env_actions = actions if spec.action_low is None else np.clip(actions, spec.action_low, spec.action_high)
-        obs, reward, term, trunc, info = venv.step(env_actions)
+        obs_buf[t], act_buf[t] = obs, actions
+        obs, reward, term, trunc, final_obs = venv.step(actions if low is None else actions.clip(low, high))
         done = term | trunc
-        next_obs = obs
+        rew_buf[t], term_buf[t], done_buf[t], next_buf[t] = reward, term, done, final_obs
+        ep_ret += reward
+        ep_len += 1
         if done.any():
-            next_obs = obs.copy()
-            for i in np.nonzero(info["_final_obs"])[0]:
-                next_obs[i] = info["final_obs"][i]
-        obs_buf[t], act_buf[t], term_buf[t], done_buf[t], next_buf[t] = carry.obs, actions, term, done, next_obs
-        carry, rew_buf[t], finished = _after_step(
-            spec, carry, None, obs.astype(np.float32), reward.astype(np.float32), done.astype(np.float32), np
-        )
-        totals += finished
-    return carry, Batch(obs_buf, act_buf, rew_buf, term_buf, done_buf, next_buf), EpisodeStats(*totals)
+            finished += (ep_ret[done].sum(), ep_len[done].sum(), done.sum())
+            ep_ret[done], ep_len[done] = 0.0, 0.0
+    carry = carry._replace(obs=obs, episode_return=ep_ret, episode_length=ep_len)
+    carry, batch = finish_rollout(spec, carry, Batch(obs_buf, act_buf, rew_buf, term_buf, done_buf, next_buf), np)
+    return carry, batch, EpisodeStats(*finished)

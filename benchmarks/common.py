@@ -1,0 +1,53 @@
+"""Helpers shared by benchmark scripts: provenance of results files and table printing."""
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = None
+    try:
+        gpu = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "gpu": gpu, "python": platform.python_version()}
+
+
+def versions(extra: dict | None = None) -> dict:
+    import jax
+
+    import surrogate
+
+    v = {"surrogate": surrogate.__version__, "jax": jax.__version__}
+    for mod in ("flax", "optax", "gymnax", "gymnasium", "mujoco"):
+        try:
+            v[mod] = __import__(mod).__version__
+        except Exception:
+            pass
+    v.update(extra or {})
+    return v
+
+
+def write_result(path: Path, figures: dict, extra_versions: dict | None = None) -> dict:
+    """Write ``figures`` plus command/date/machine/versions atomically to ``path``."""
+    from surrogate.checkpoint import atomic_write
+
+    out = dict(figures)
+    out.update(command=" ".join([Path(sys.executable).name, *sys.argv]), date=time.strftime("%Y-%m-%d %H:%M:%S"),
+               machine=machine(), versions=versions(extra_versions))
+    atomic_write(Path(path), (json.dumps(out, indent=2) + "\n").encode())
+    return out

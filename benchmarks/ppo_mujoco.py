@@ -1,0 +1,152 @@
+"""PPO on Gymnasium MuJoCo for 1M steps with the paper's hyperparameters (Table 3), several seeds.
+
+Writes one file per task x seed to benchmarks/results/ppo_mujoco/<task>-seed<k>.json (a run cut
+off loses only what was in flight), then the summary benchmarks/results/ppo_mujoco.json with
+final returns beside CleanRL's published 1M-step numbers and, measured in this script,
+training steps/s as a fraction of the raw environment step rate.
+
+  python benchmarks/ppo_mujoco.py                       # 3 tasks x 3 seeds, then the summary
+  python benchmarks/ppo_mujoco.py --tasks Hopper-v5 --seeds 0 1 2
+  python benchmarks/ppo_mujoco.py --summary-only        # rebuild the summary from per-seed files
+  python benchmarks/ppo_mujoco.py --speed-only          # only the steps/s fraction (quiet machine!)
+"""
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import surrogate  # noqa: E402,F401  (sets XLA flags before jax)
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from common import RESULTS, write_result  # noqa: E402
+
+from surrogate import envs  # noqa: E402
+from surrogate.algos import ppo  # noqa: E402
+from surrogate.run import episode_curve  # noqa: E402
+
+# CleanRL ppo_continuous_action, v4 tasks, 1M steps, 3 seeds (../shared/paper-tables.md).
+CLEANRL = {"HalfCheetah": (1443, 46), "Hopper": (2383, 272), "Walker2d": (2288, 572)}
+TASKS = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"]
+OUT = RESULTS / "ppo_mujoco"
+
+
+def last_100_mean(history):
+    """Mean return of the last 100 training episodes (the PPO paper's Table 1 metric), approximated by
+    the per-update means weighted by their episode counts over the final updates holding >= 100 episodes."""
+    ret, cnt = history["episode_return_sum"][0], history["episode_count"][0]
+    total, n = 0.0, 0
+    for r, c in zip(ret[::-1], cnt[::-1]):
+        total, n = total + r, n + c
+        if n >= 100:
+            break
+    return float(total / max(n, 1))
+
+
+def run_one(task: str, seed: int, total_steps: int):
+    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=total_steps)
+    env = envs.make(task)
+    t = time.perf_counter()
+    result = ppo.train(config, env, jax.random.PRNGKey(seed))
+    wall = time.perf_counter() - t
+    params, stats = ppo.seed_params(result, 0)
+    ev = ppo.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 + seed), 10)
+    curve = episode_curve(result.history)[0]
+    fig = {"task": task, "seed": seed, "total_steps": config.num_updates * config.batch_size,
+           "final_return_last100_train_episodes": last_100_mean(result.history),
+           "final_eval_return_10ep_deterministic": float(np.mean(ev)), "wall_s": round(wall, 1),
+           "curve_every_10_updates": [None if not np.isfinite(x) else round(float(x), 1) for x in curve[::10]],
+           "config": dataclasses.asdict(config)}
+    write_result(OUT / f"{task}-seed{seed}.json", fig)
+    print(f"{task} seed {seed}: last-100 {fig['final_return_last100_train_episodes']:.0f}, "
+          f"eval {fig['final_eval_return_10ep_deterministic']:.0f}, {wall:.0f}s", flush=True)
+
+
+def raw_rate(task: str, steps: int = 20_000) -> float:
+    """Single Gymnasium env, random actions, resets included: the reference step rate."""
+    import gymnasium as gym
+
+    env = gym.make(task)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    acts = [env.action_space.sample() for _ in range(1000)]
+    t = time.perf_counter()
+    for i in range(steps):
+        _, _, term, trunc, _ = env.step(acts[i % 1000])
+        if term or trunc:
+            env.reset()
+    return steps / (time.perf_counter() - t)
+
+
+def speed(task: str, updates: int = 10) -> dict:
+    """Training steps/s (rollout + update, compile excluded) against the raw env rate, same process."""
+    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=(updates + 1) * 2048)
+    env = envs.make(task)
+    timings = {}
+
+    def logger(result, done):
+        timings[done] = time.perf_counter()
+
+    raw_before = raw_rate(task)
+    ppo.train(config, env, jax.random.PRNGKey(0), logger=logger, chunk_updates=1)
+    raw_after = raw_rate(task)
+    train_sps = updates * config.batch_size / (timings[updates + 1] - timings[1])  # first update carries compile
+    raw = (raw_before + raw_after) / 2
+    return {"train_sps": round(train_sps), "raw_env_sps": round(raw), "fraction_of_raw": round(train_sps / raw, 3)}
+
+
+def summarize(speed_figures: dict | None):
+    rows = {}
+    for f in sorted(OUT.glob("*.json")):
+        d = json.loads(f.read_text())
+        rows.setdefault(d["task"], []).append(d)
+    figures = {}
+    print(f"{'task':16s} {'seeds':>5s} {'ours (last 100 ep.)':>22s} {'ours (det. eval)':>18s} {'CleanRL 1M':>14s}")
+    for task, runs in rows.items():
+        name = task.split("-")[0]
+        last = np.array([r["final_return_last100_train_episodes"] for r in runs])
+        det = np.array([r["final_eval_return_10ep_deterministic"] for r in runs])
+        ref = CLEANRL.get(name)
+        figures[f"{name}_return_mean"] = round(float(last.mean()), 1)
+        figures[f"{name}_return_std"] = round(float(last.std()), 1)
+        figures[f"{name}_eval_return_mean"] = round(float(det.mean()), 1)
+        figures[f"{name}_seeds"] = len(runs)
+        figures[f"{name}_cleanrl_return"] = ref[0] if ref else None
+        print(f"{task:16s} {len(runs):5d} {last.mean():14.0f} +- {last.std():4.0f} {det.mean():12.0f} +- {det.std():4.0f}"
+              f" {ref[0] if ref else '-':>8} +- {ref[1] if ref else '-'}")
+    previous = RESULTS / "ppo_mujoco.json"
+    if speed_figures is None and previous.is_file():  # keep the last speed measurement
+        old = json.loads(previous.read_text())
+        speed_figures = {k: v for k, v in old.items() if k.startswith("speed_")}
+    figures.update(speed_figures or {})
+    write_result(previous, figures)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--tasks", nargs="+", default=TASKS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--total-steps", type=int, default=1_000_000)
+    p.add_argument("--summary-only", action="store_true")
+    p.add_argument("--speed-only", action="store_true")
+    p.add_argument("--skip-done", action="store_true", help="skip task x seed files that already exist")
+    a = p.parse_args()
+    speed_figures = None
+    if a.speed_only or not a.summary_only:
+        s = speed("Hopper-v5")
+        speed_figures = {f"speed_{k}": v for k, v in s.items()}
+        speed_figures["speed_task"] = "Hopper-v5"
+        print(f"Hopper-v5: training {s['train_sps']} steps/s = {s['fraction_of_raw']:.0%} of raw {s['raw_env_sps']} steps/s")
+    if not (a.summary_only or a.speed_only):
+        for task in a.tasks:
+            for seed in a.seeds:
+                if a.skip_done and (OUT / f"{task}-seed{seed}.json").is_file():
+                    continue
+                run_one(task, seed, a.total_steps)
+    summarize(speed_figures)
+
+
+if __name__ == "__main__":
+    main()
