@@ -298,7 +298,12 @@ def over_seeds(fn: Callable, num_seeds: int, donate: bool = False):
     if mesh.devices.size > 1:
         spec = jax.sharding.PartitionSpec("seeds")
         batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec)
-    return jax.jit(batched, donate_argnums=(0,) if donate else ())
+    fn = jax.jit(batched, donate_argnums=(0,) if donate else ())
+    if mesh.devices.size == 1:
+        return fn
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+    # place inputs explicitly: implicit resharding of single-device inputs inside the call has hung here
+    return lambda x: fn(jax.device_put(x, sharding))
 
 
 # ----------------------------------------------------------------------------- host-env driver
