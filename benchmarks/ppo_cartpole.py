@@ -109,6 +109,7 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
     runner = jax.block_until_ready(init(keys))
     step = ppo.over_seeds(functools.partial(ppo.jax_train_chunk, config, learner, env,
                                             num_updates=config.num_updates), seeds, donate=False)
+    runner = jax.block_until_ready(step.place(runner))
     t = time.perf_counter()
     compiled = step.lower(runner).compile()
     train_compile_s = time.perf_counter() - t

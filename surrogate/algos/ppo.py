@@ -18,12 +18,13 @@ import numpy as np
 import optax
 
 from surrogate.core.advantages import gae
-from surrogate.core.distributions import make_dist, mode, sample_numpy
+from surrogate.core.distributions import draw_noise, make_dist, mode, sample_numpy
 from surrogate.core.losses import clipped_surrogate_loss, normalize_advantages, value_loss
 from surrogate.core.networks import ActorCritic, numpy_policy
 from surrogate.core.normalize import normalize
 from surrogate.core.rollout import (Batch, EnvCarry, RolloutSpec, clip_actions, host_rollout, init_carry, jax_rollout,
                                     policy_input)
+from surrogate._jax_setup import FAST, RUN_ONCE
 from surrogate.errors import ConfigError
 
 
@@ -292,28 +293,51 @@ def seed_mesh(num_seeds: int):
 
 
 def over_seeds(fn: Callable, num_seeds: int, donate: bool = False):
-    """``jit(vmap(fn))`` over a leading seed axis, sharded across CPU devices with ``shard_map``."""
+    """``jit(vmap(fn))`` over a leading seed axis, sharded across CPU devices with ``shard_map``.
+
+    Returns a ``SeedSharded`` callable that places its input on the seed mesh first (letting the
+    jitted call reshard single-device inputs implicitly has hung here on jax 0.10.2)."""
     mesh = seed_mesh(num_seeds)
     batched = jax.vmap(fn)
     if mesh.devices.size > 1:
         spec = jax.sharding.PartitionSpec("seeds")
         batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec)
-    fn = jax.jit(batched, donate_argnums=(0,) if donate else ())
-    if mesh.devices.size == 1:
-        return fn
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
-    # place inputs explicitly: implicit resharding of single-device inputs inside the call has hung here
-    return lambda x: fn(jax.device_put(x, sharding))
+    return SeedSharded(jax.jit(batched, donate_argnums=(0,) if donate else (), compiler_options=FAST), sharding)
+
+
+class SeedSharded(NamedTuple):
+    jitted: Any
+    sharding: Any
+
+    def place(self, x):
+        return jax.device_put(x, self.sharding)
+
+    def __call__(self, x):
+        return self.jitted(self.place(x))
+
+    def lower(self, x):
+        return self.jitted.lower(self.place(x))
 
 
 # ----------------------------------------------------------------------------- host-env driver
 
 
 def host_sampler(config: Config, learner: Learner, params, rng: np.random.Generator):
-    """Action sampler for host rollouts: NumPy for MLPs (no jit dispatch per step), jitted for CNNs."""
+    """Action sampler for host rollouts: NumPy for MLPs (no jit dispatch per step; the noise for the
+    whole rollout is drawn at once), jitted for CNNs."""
     if learner.network.network == "mlp":
         forward = numpy_policy(jax.device_get(params), config.activation, learner.discrete)
-        return lambda obs: sample_numpy(rng, forward(obs), learner.discrete)
+        noise = None
+
+        def act_numpy(obs):
+            nonlocal noise
+            dist_params = forward(obs)
+            if noise is None:
+                noise = iter(draw_noise(rng, dist_params, learner.discrete, config.num_steps))
+            return sample_numpy(dist_params, next(noise), learner.discrete)
+
+        return act_numpy
     sample = _jitted_sampler(learner)
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
 
@@ -330,7 +354,7 @@ _SAMPLERS = {}
 
 def _jitted_sampler(learner):
     if learner not in _SAMPLERS:
-        _SAMPLERS[learner] = jax.jit(lambda p, o, k: sample_actions(learner, p, o, k))
+        _SAMPLERS[learner] = jax.jit(lambda p, o, k: sample_actions(learner, p, o, k), compiler_options=FAST)
     return _SAMPLERS[learner]
 
 
@@ -412,9 +436,9 @@ def train(config: Config, env, key, *, seeds: int = 1, logger: Callable | None =
 
 
 def _jax_init(config, learner, env, seeds):
-    # Initialised on one device and resharded by the first chunk: running the orthogonal
-    # initialisers' QR factorisations under shard_map on two host devices deadlocks (jax 0.10.2).
-    return _cached(("init", config, env.id, seeds), lambda: jax.jit(jax.vmap(lambda k: init_runner(config, learner, env, k))))
+    # Runs once per run: compiled at LLVM -O0 (half the compile time; its speed does not matter).
+    return _cached(("init", config, env.id, seeds), lambda: jax.jit(
+        jax.vmap(lambda k: init_runner(config, learner, env, k)), compiler_options=RUN_ONCE))
 
 
 def state_template(config: Config, env, key, seeds: int):
@@ -447,7 +471,7 @@ def _train_jax(config, learner, env, key, seeds, logger, resume, chunk, until):
 
 def _train_host(config, learner, env, key, seeds, logger, resume, chunk, until):
     learn_fn = _cached(("learn", config, env.id), lambda: jax.jit(
-        lambda t, b, s, k: learn(config, learner, t, b, s, k)))
+        lambda t, b, s, k: learn(config, learner, t, b, s, k), compiler_options=FAST))
     seed_keys = jax.random.split(key, seeds)
     venvs = [env.vector(config.num_envs, seed=i) for i in range(seeds)]
     runners = [init_host_runner(config, learner, env, k, v) for k, v in zip(seed_keys, venvs)]
@@ -492,7 +516,7 @@ def evaluate(config: Config, env, params, obs_stats, key, episodes: int = 20) ->
     learner = make_learner(config, env)
     if env.backend == "jax":
         fn = _cached(("eval", config, env.id, episodes), lambda: jax.jit(
-            lambda p, s, k: _evaluate_jax(learner, env, p, s, k, episodes)))
+            lambda p, s, k: _evaluate_jax(learner, env, p, s, k, episodes), compiler_options=FAST))
         return np.asarray(fn(params, obs_stats, key))
     return _evaluate_host(learner, env, params, obs_stats, int(jax.random.randint(key, (), 0, 2**31 - 1)), episodes)
 
@@ -518,7 +542,7 @@ def _evaluate_jax(learner, env, params, obs_stats, key, episodes):
 def _evaluate_host(learner, env, params, obs_stats, seed, episodes):
     venv = env.vector(episodes, seed)
     obs, _ = venv.reset(seed=seed)
-    greedy = _cached(("greedy", learner), lambda: jax.jit(lambda p, o: greedy_actions(learner, p, o)))
+    greedy = _cached(("greedy", learner), lambda: jax.jit(lambda p, o: greedy_actions(learner, p, o), compiler_options=FAST))
     ret, alive = np.zeros(episodes), np.ones(episodes)
     try:
         while alive.any():

@@ -20,10 +20,16 @@ def mode(dist_params, discrete: bool):
     return dist_params[0]
 
 
-def sample_numpy(rng: np.random.Generator, dist_params, discrete: bool):
-    """Sample from NumPy parameters: logits (Gumbel-max) or ``(mean, std)``."""
+def draw_noise(rng: np.random.Generator, dist_params, discrete: bool, num_steps: int):
+    """The noise for ``num_steps`` samples of the shape of ``dist_params``, drawn in one call:
+    standard Gumbel (for Gumbel-max over logits) or standard normal."""
+    shape = (num_steps, *(dist_params.shape if discrete else dist_params[0].shape))
+    return rng.gumbel(size=shape).astype(np.float32) if discrete else rng.standard_normal(shape, np.float32)
+
+
+def sample_numpy(dist_params, noise, discrete: bool):
+    """Sample from NumPy parameters with pre-drawn ``noise``: logits (Gumbel-max) or ``(mean, std)``."""
     if discrete:
-        g = rng.gumbel(size=dist_params.shape).astype(dist_params.dtype)
-        return (dist_params + g).argmax(-1)
+        return (dist_params + noise).argmax(-1)
     mean, std = dist_params
-    return mean + std * rng.standard_normal(mean.shape, np.float32)
+    return mean + std * noise

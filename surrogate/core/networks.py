@@ -3,17 +3,55 @@
 Orthogonal initialisation with the gains of the PPO reference implementation
 (sqrt(2) hidden, 0.01 policy head, 1.0 value head; Andrychowicz et al. 2021 sec. 3.2).
 """
+import math
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish, "elu": nn.elu}
 
 
+def gram_schmidt(a):
+    """Q of the thin QR factorisation ``a = QR`` with ``diag(R) > 0``, for ``a`` of shape ``[m, n]``, m >= n.
+
+    Classical Gram-Schmidt with one reorthogonalisation pass ("twice is enough", Giraud et al. 2005),
+    in plain ``jnp`` ops. Written by hand because jaxlib 0.10.2's batched LAPACK QR (what
+    ``jax.nn.initializers.orthogonal`` calls under ``vmap``) deadlocks intermittently on CPU:
+    its ``ParallelBatchMap`` waits on XLA's intra-op pool from a thread of that pool (about half
+    of fresh processes initialising 2-16 seeds hung here).
+    """
+    n = a.shape[1]
+
+    def column(j, q):
+        earlier = (jnp.arange(n) < j).astype(a.dtype)
+        v = a[:, j]
+        for _ in range(2):
+            v = v - q @ ((q.T @ v) * earlier)
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    return jax.lax.fori_loop(0, n, column, jnp.zeros_like(a))
+
+
+def orthogonal(scale: float = 1.0):
+    """Drop-in for ``jax.nn.initializers.orthogonal(scale)`` (same draws, same matrices up to rounding:
+    Mezzadri 2007, QR of a Gaussian matrix with the signs of ``diag(R)`` made positive), computed
+    with ``gram_schmidt`` instead of LAPACK."""
+
+    def init(key, shape, dtype=jnp.float32):
+        n_rows, n_cols = math.prod(shape) // shape[-1], shape[-1]
+        z = jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), dtype)
+        q = gram_schmidt(z)
+        q = q.T if n_rows < n_cols else q
+        return scale * q.reshape(shape)
+
+    return init
+
+
 def dense(features: int, gain: float) -> nn.Dense:
-    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(gain), bias_init=nn.initializers.zeros)
+    return nn.Dense(features, kernel_init=orthogonal(gain), bias_init=nn.initializers.zeros)
 
 
 class MLP(nn.Module):
@@ -42,7 +80,7 @@ class NatureCNN(nn.Module):
     @nn.compact
     def __call__(self, x):
         x = x.astype(jnp.float32) * self.scale
-        init = nn.initializers.orthogonal(np.sqrt(2))
+        init = orthogonal(np.sqrt(2))
         for feat, k, s in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
             x = nn.relu(nn.Conv(feat, (k, k), (s, s), padding="VALID", kernel_init=init)(x))
         x = x.reshape(*x.shape[:-3], -1)

@@ -121,35 +121,58 @@ def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
     """The same rollout on a host vector env (``surrogate.envs.HostVectorEnv``), in Python.
 
     ``sample_np(obs) -> actions`` is a NumPy policy: a jitted call costs ~55 us of dispatch
-    here, half a MuJoCo step. Returns NumPy ``(carry, Batch, EpisodeStats)``.
+    here, half a MuJoCo step. The loop does only what must happen per step (normalise, act,
+    step into preallocated rows); episode statistics are computed from the buffers afterwards.
+    Returns NumPy ``(carry, Batch, EpisodeStats)``.
     """
     T, N = spec.num_steps, carry.obs.shape[0]
-    obs_buf = np.empty((T, *carry.obs.shape), np.float32)
-    next_buf = np.empty_like(obs_buf)
+    obs_buf = np.empty((T + 1, *carry.obs.shape), np.float32)  # row T: the observation to act on next
+    obs_buf[0] = carry.obs
+    next_buf = np.empty_like(obs_buf[:T])
     rew_buf = np.empty((T, N), np.float32)
     term_buf = np.empty((T, N), bool)
-    done_buf = np.empty((T, N), bool)
+    trunc_buf = np.empty((T, N), bool)
     act_buf = None
-    ep_ret, ep_len = carry.episode_return.copy(), carry.episode_length.copy()
-    finished = np.zeros(3)
-    obs = carry.obs
     # statistics are frozen for the rollout: precompute the affine map of `normalize`
-    shift, scale = carry.obs_stats.mean, 1.0 / np.sqrt(carry.obs_stats.var + 1e-8)
+    shift = carry.obs_stats.mean
+    scale = (1.0 / np.sqrt(carry.obs_stats.var + 1e-8)).astype(np.float32)
     low = None if spec.action_low is None else np.asarray(spec.action_low, np.float32)
     high = None if spec.action_high is None else np.asarray(spec.action_high, np.float32)
     for t in range(T):
-        actions = sample_np(((obs - shift) * scale).clip(-10.0, 10.0) if spec.normalize_obs else obs)
+        x = obs_buf[t]
+        if spec.normalize_obs:
+            x = (x - shift) * scale
+            np.clip(x, -10.0, 10.0, out=x)
+        actions = sample_np(x)
         if act_buf is None:
             act_buf = np.empty((T, *actions.shape), actions.dtype)
-        obs_buf[t], act_buf[t] = obs, actions
-        obs, reward, term, trunc, final_obs = venv.step(actions if low is None else actions.clip(low, high))
-        done = term | trunc
-        rew_buf[t], term_buf[t], done_buf[t], next_buf[t] = reward, term, done, final_obs
-        ep_ret += reward
-        ep_len += 1
-        if done.any():
-            finished += (ep_ret[done].sum(), ep_len[done].sum(), done.sum())
-            ep_ret[done], ep_len[done] = 0.0, 0.0
-    carry = carry._replace(obs=obs, episode_return=ep_ret, episode_length=ep_len)
-    carry, batch = finish_rollout(spec, carry, Batch(obs_buf, act_buf, rew_buf, term_buf, done_buf, next_buf), np)
-    return carry, batch, EpisodeStats(*finished)
+        act_buf[t] = actions
+        venv.step_into(actions if low is None else np.clip(actions, low, high), obs_buf[t + 1], next_buf[t], rew_buf[t],
+                       term_buf[t], trunc_buf[t])
+    done_buf = term_buf | trunc_buf
+    finished, ep_ret, ep_len = episode_stats(rew_buf, done_buf, carry.episode_return, carry.episode_length)
+    carry = carry._replace(obs=obs_buf[T], episode_return=ep_ret, episode_length=ep_len)
+    batch = Batch(obs_buf[:T], act_buf, rew_buf, term_buf, done_buf, next_buf)
+    carry, batch = finish_rollout(spec, carry, batch, np)
+    return carry, batch, finished
+
+
+def episode_stats(rewards, dones, ep_return, ep_length):
+    """Returns and lengths of the episodes that ended in a ``[T, N]`` rollout, given the running
+    return and length of each env's episode at its start; also the running values at its end."""
+    T, N = rewards.shape
+    ret_sum = len_sum = count = 0.0
+    new_ret, new_len = np.empty(N, np.float32), np.empty(N, np.float32)
+    cum = np.concatenate([np.zeros((1, N)), np.cumsum(rewards, axis=0, dtype=np.float64)])  # cum[t] = sum r[:t]
+    for i in range(N):
+        ends = np.flatnonzero(dones[:, i]) + 1  # episode boundaries, as prefix lengths
+        starts = np.concatenate([[0], ends])
+        if len(ends):
+            rets = cum[ends, i] - cum[starts[:-1], i]
+            ret_sum += rets.sum() + ep_return[i]
+            len_sum += (ends - starts[:-1]).sum() + ep_length[i]
+            count += len(ends)
+            new_ret[i], new_len[i] = cum[T, i] - cum[ends[-1], i], T - ends[-1]
+        else:
+            new_ret[i], new_len[i] = ep_return[i] + cum[T, i], ep_length[i] + T
+    return EpisodeStats(ret_sum, len_sum, count), new_ret, new_len

@@ -86,13 +86,18 @@ class HostVectorEnv:
     def step(self, actions):
         """Arrays returned are fresh each call (callers may keep them)."""
         n = self.num_envs
-        final_obs = np.empty_like(self.obs)
+        obs, final_obs = np.empty_like(self.obs), np.empty_like(self.obs)
         reward, term, trunc = np.empty(n, np.float32), np.empty(n, bool), np.empty(n, bool)
+        self.step_into(actions, obs, final_obs, reward, term, trunc)
+        return obs, reward, term, trunc, final_obs
+
+    def step_into(self, actions, obs, final_obs, reward, term, trunc):
+        """``step`` writing into the caller's arrays (rows of its rollout buffers): no allocation."""
         for i, env in enumerate(self.envs):
             o, r, te, tr, _ = env.step(actions[i])
             final_obs[i], reward[i], term[i], trunc[i] = o, r, te, tr
-            self.obs[i] = env.reset()[0] if te or tr else o
-        return self.obs.copy(), reward, term, trunc, final_obs
+            obs[i] = env.reset()[0] if te or tr else o
+        self.obs = obs
 
     def close(self):
         for e in self.envs:

@@ -4,13 +4,39 @@
 carries ``terminated``, ``truncated`` and ``final_observation`` (the observation the
 transition reached, before any reset), which GAE needs to bootstrap truncated episodes.
 """
+import importlib
+import importlib.util
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
-import gymnax
-import jax.numpy as jnp
-import numpy as np
-from gymnax.environments import spaces
+
+class _DeferredModule(types.ModuleType):
+    """Stands in ``sys.modules`` for a module that is imported on its first attribute access.
+
+    gymnax imports seaborn and pyplot at module level for rendering only; loading them eagerly is
+    ~1 s of the ~1.3 s ``import gymnax`` here. (``importlib.util.LazyLoader`` does not help on
+    Python 3.11: the import statement itself reads ``__spec__`` and so loads the module.)"""
+
+    def __getattr__(self, attr):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def _defer(name: str) -> None:
+    if name not in sys.modules and importlib.util.find_spec(name) is not None:
+        sys.modules[name] = _DeferredModule(name)
+
+
+for _name in ("seaborn", "matplotlib.pyplot"):
+    _defer(_name)
+
+import gymnax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from gymnax.environments import spaces  # noqa: E402
 
 
 @dataclass(frozen=True, eq=False)
