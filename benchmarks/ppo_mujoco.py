@@ -9,6 +9,7 @@ training steps/s as a fraction of the raw environment step rate.
   python benchmarks/ppo_mujoco.py --tasks Hopper-v5 --seeds 0 1 2
   python benchmarks/ppo_mujoco.py --summary-only        # rebuild the summary from per-seed files
   python benchmarks/ppo_mujoco.py --speed-only          # only the steps/s fraction (quiet machine!)
+  python benchmarks/ppo_mujoco.py --no-speed --skip-done  # train missing task x seed files only
 """
 import argparse
 import dataclasses
@@ -132,9 +133,10 @@ def main():
     p.add_argument("--summary-only", action="store_true")
     p.add_argument("--speed-only", action="store_true")
     p.add_argument("--skip-done", action="store_true", help="skip task x seed files that already exist")
+    p.add_argument("--no-speed", action="store_true", help="train only; keep the last speed measurement")
     a = p.parse_args()
     speed_figures = None
-    if a.speed_only or not a.summary_only:
+    if a.speed_only or not (a.summary_only or a.no_speed):
         s = speed("Hopper-v5")
         speed_figures = {f"speed_{k}": v for k, v in s.items()}
         speed_figures["speed_task"] = "Hopper-v5"
