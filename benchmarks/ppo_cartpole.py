@@ -25,6 +25,10 @@ slows things down) for ours and the peer alike; the median is kept beside it.
     in a fresh process with the persistent cache off (``SURROGATE_COMPILE_CACHE=0``);
     ``rejax_compile_s``: the same for rejax (it has no persistent cache by default). Both after
     a trivial jitted op, so JAX backend start-up counts for neither. Target compile_s <= 0.6x.
+    ``compile_with_eval_s`` / ``rejax_compile_with_eval_s``: the same with evaluation: rejax as the
+    issue configures it (``eval_freq = total_timesteps``: its one end-of-training evaluation is
+    compiled into the training program; the issue's reference figure, ~4.3 s, was measured so)
+    against ours plus the compile of our (separately jitted) evaluation.
     ``warm_start_s``: launch of a fresh ``python -c`` process that imports surrogate and trains
     one seed at the rejax config for 100k steps, to the time its result is ready, with a warm
     persistent cache (a fresh cache directory filled by one run before; that first run's time is
@@ -38,14 +42,14 @@ slows things down) for ours and the peer alike; the median is kept beside it.
     time runs from launching the first process to the later of the two "training done" times.
     No evaluation runs during SB3 training (see (e)). Target >= 5.
 (e) ``median_steps_to_475``: per seed, the first evaluation (20 deterministic episodes) with mean
-    return >= 475, evaluated every 10k steps, at the rl-zoo config. Ours: 16 seeds in this process,
-    trained one update per call; an update is 256 steps, so an evaluation happens at the first
-    update boundary >= each multiple of 10k (10240, 20224, ..., the last at 99840) and the actual
-    step count is recorded. SB3: the same 16 runs as (d) (seeds 0-15): their policy is
-    snapshotted (a state_dict copy) whenever ``num_timesteps`` passes a multiple of 10k, and the
-    snapshots are evaluated after the training clock of (d) stopped, as the reference script's
-    evaluation callback would. Seeds that never reach 475 count as infinitely many steps in the
-    median (``null`` if the median itself is not reached).
+    return >= 475, evaluated every 10k steps, at the rl-zoo config. Both sides evaluate, at each
+    multiple of 10k, the policy in effect when the step counter passed it: SB3's policy is
+    snapshotted (a state_dict copy) whenever ``num_timesteps`` passes a multiple of 10k (the same
+    16 runs as (d), seeds 0-15), and the snapshots are evaluated after the training clock of (d)
+    stopped, as the reference script's evaluation callback would; ours (16 seeds in this process,
+    one update of 256 steps per call) evaluates the parameters after the last update that ended at
+    or before each multiple (the one acting at that step). Seeds that never reach 475 count as
+    infinitely many steps in the median (``null`` if the median itself is not reached).
 
   python benchmarks/ppo_cartpole.py                       # full run, ~6-10 minutes on 2 cores
   python benchmarks/ppo_cartpole.py --quick --out /tmp/q.json   # smoke test: 20k steps, 2 seeds
@@ -120,9 +124,16 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
         times.append(time.perf_counter() - t)
     steps = config.num_updates * config.batch_size
     warm = times[1:]
+    # our evaluation (compiled separately from training), for the comparison with rejax's
+    # training program that has its one end-of-training evaluation compiled in
+    params, stats = jax.tree.map(lambda x: x[0], (runner.train.params, runner.env.obs_stats))
+    t = time.perf_counter()
+    jax.jit(lambda p, s, k: ppo._evaluate_jax(learner, env, p, s, k, 20), compiler_options=ppo.FAST).lower(
+        params, stats, jax.random.PRNGKey(1)).compile()
+    eval_compile_s = time.perf_counter() - t
     return dict(lib="surrogate", preset=preset, seeds=seeds, steps_per_seed=steps,
                 compile_s=init_compile_s + train_compile_s, init_compile_s=init_compile_s,
-                train_compile_s=train_compile_s, first_call_s=times[0], warm_call_s=warm,
+                train_compile_s=train_compile_s, eval_compile_s=eval_compile_s, first_call_s=times[0], warm_call_s=warm,
                 sps_total_best=steps * seeds / min(warm), sps_total_median=steps * seeds / float(np.median(warm)),
                 devices=str(jax.devices()), load=os.getloadavg())
 
@@ -176,6 +187,9 @@ def measure_speed(a, peers_py) -> dict:
     log("(a,c) rejax, 1 seed, rejax config")
     r["rejax_1"] = run_json([peers_py, PEERS / "rejax_ppo.py", "speed", "--seeds", 1, "--total", a.total,
                              "--repeats", a.repeats], peer, "rejax speed 1 seed")
+    log("(c) rejax, 1 seed, its end-of-training evaluation kept (compile time only)")
+    r["rejax_1_eval"] = run_json([peers_py, PEERS / "rejax_ppo.py", "speed", "--seeds", 1, "--total", a.total,
+                                  "--repeats", 1, "--keep-eval"], peer, "rejax compile with evaluation")
     log("(a,c) ours, 1 seed, cartpole-rejax preset, cold compile")
     r["ours_1"] = run_json(me + ["--preset", "cartpole-rejax", "--seeds", 1, "--total", a.total, "--repeats", a.repeats],
                            cold, "our speed 1 seed")
@@ -245,18 +259,19 @@ def our_steps_to_threshold(a) -> dict:
     config = dataclasses.replace(ppo.PRESETS["cartpole"], total_steps=a.total)
     env = envs.make(ENV_ID)
     spu = config.batch_size
-    marks = range(a.eval_every, a.total + 1, a.eval_every)
-    eval_at = sorted({min(math.ceil(m / spu), config.num_updates) for m in marks})
+    # the policy acting when the step counter passes mark m is the one after floor(m / spu) updates
+    marks = {m // spu: m for m in range(a.eval_every, config.num_updates * spu + 1, a.eval_every)}
     evals = [[] for _ in range(a.seeds)]
 
     def logger(result, done):
-        if done in eval_at:
+        if done in marks:
             for i in range(a.seeds):
                 params, stats = ppo.seed_params(result, i)
                 ret = ppo.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 * (i + 1) + done), 20)
-                evals[i].append((done * spu, float(np.mean(ret))))
+                evals[i].append((marks[done], float(np.mean(ret))))
 
-    log(f"(e) ours, {a.seeds} seeds, rl-zoo config, deterministic evaluation at steps {[u * spu for u in eval_at]}")
+    log(f"(e) ours, {a.seeds} seeds, rl-zoo config, deterministic evaluation at steps {sorted(marks.values())} "
+        f"(after updates {sorted(marks)})")
     t = time.perf_counter()
     ppo.train(config, env, jax.random.PRNGKey(0), seeds=a.seeds, chunk_updates=1, logger=logger)
     first = [next((s for s, m in ev if m >= THRESHOLD), None) for ev in evals]
@@ -283,6 +298,11 @@ def figures(a, speed, starts, many, ours475) -> dict:
     f["compile_s"] = o1["compile_s"]
     f["rejax_compile_s"] = r1["compile_s"]
     f["compile_ratio_vs_rejax"] = f["compile_s"] / f["rejax_compile_s"]
+    # rejax as the issue configures it (eval_freq = total): its one evaluation is compiled into training,
+    # so ours counts our evaluation's compile too
+    f["compile_with_eval_s"] = o1["compile_s"] + o1["eval_compile_s"]
+    f["rejax_compile_with_eval_s"] = speed["rejax_1_eval"]["compile_s"]
+    f["compile_with_eval_ratio_vs_rejax"] = f["compile_with_eval_s"] / f["rejax_compile_with_eval_s"]
     f["warm_start_s"] = min(x["ready_s"] for x in starts["ours_warm"])
     f["rejax_cold_start_s"] = min(x["ready_s"] for x in starts["rejax_cold"])
     f["warm_start_ratio_vs_rejax_cold"] = f["warm_start_s"] / f["rejax_cold_start_s"]
@@ -321,7 +341,7 @@ def figures(a, speed, starts, many, ours475) -> dict:
                                          "ours_rlzoo_config": oz["steps_per_seed"], "sb3": sb3_t1["steps"]},
                          sb3_steps_to_475_seeds="the same runs as the many-seed wall clock, seeds 0..n-1",
                          sps_statistic="fastest warm call (median kept beside it)")
-    f["peer_raw"] = dict(rejax_1seed=r1, rejax_many=rn, sb3_1seed_threads_1=speed["sb3_1_threads_1"],
+    f["peer_raw"] = dict(rejax_1seed=r1, rejax_1seed_with_eval=speed["rejax_1_eval"], rejax_many=rn, sb3_1seed_threads_1=speed["sb3_1_threads_1"],
                          sb3_1seed_threads_default=speed["sb3_1_threads_default"], sb3_many=many["sb3_workers"],
                          rejax_cold_starts=starts["rejax_cold"])
     f["our_raw"] = dict(rejax_config_1seed=o1, rejax_config_many=on, rlzoo_config_1seed=oz, starts=starts["ours_warm"],
@@ -346,8 +366,10 @@ def table(f: dict, seeds: int):
          f"{f['speedup_vs_sb3_sps']:.2f}x", ">= 5x"),
         (f"total steps/s, {seeds} seeds, rejax cfg", k(f["our_sps_total_sixteen_seeds"]),
          k(f["rejax_sps_total_sixteen_seeds"]), "rejax", f"{f['sixteen_seeds_speedup_vs_rejax']:.2f}x", ">= 1.8x"),
-        ("cold compile (s)", f"{f['compile_s']:.2f}", f"{f['rejax_compile_s']:.2f}", "rejax",
+        ("cold compile, training only (s)", f"{f['compile_s']:.2f}", f"{f['rejax_compile_s']:.2f}", "rejax",
          f"{f['compile_ratio_vs_rejax']:.2f}x", "<= 0.6x"),
+        ("cold compile incl. evaluation (s)", f"{f['compile_with_eval_s']:.2f}",
+         f"{f['rejax_compile_with_eval_s']:.2f}", "rejax", f"{f['compile_with_eval_ratio_vs_rejax']:.2f}x", "<= 0.6x"),
         ("start to result (s): ours warm / peer cold", f"{f['warm_start_s']:.2f}", f"{f['rejax_cold_start_s']:.2f}",
          "rejax", f"{f['warm_start_ratio_vs_rejax_cold']:.2f}x", "<= 0.5x"),
         (f"wall clock, {seeds} seeds, all included (s)", f"{f['sixteen_seeds_wall_s']:.1f}",

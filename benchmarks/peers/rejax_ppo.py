@@ -2,7 +2,7 @@
 
 Adapted from ../../../shared/peers/rejax_ppo.py; prints one JSON line.
 
-  rejax_ppo.py speed --seeds N --total T --repeats R   compile time, then steps/s of warm calls
+  rejax_ppo.py speed --seeds N --total T --repeats R [--keep-eval]   compile time, then steps/s of warm calls
   rejax_ppo.py start --total T                         train one seed, print the time the result is ready
 
 Training only: ``eval_freq = total_timesteps`` and ``skip_initial_evaluation=True`` (as the
@@ -34,10 +34,12 @@ def no_eval(algo, ts, rng):
     return jnp.zeros(1), jnp.zeros(1)
 
 
-def make_algo(total: int):
+def make_algo(total: int, keep_eval: bool = False):
+    """``keep_eval``: leave rejax's one end-of-training evaluation in (the issue's configuration,
+    eval_freq = total_timesteps); otherwise it is a no-op and the program is training only."""
     cfg = dict(CARTPOLE, total_timesteps=total, eval_freq=total, skip_initial_evaluation=True)
     algo = PPO.create(**cfg)
-    return algo.replace(eval_callback=no_eval)
+    return algo if keep_eval else algo.replace(eval_callback=no_eval)
 
 
 def steps_per_seed(algo) -> int:
@@ -46,8 +48,8 @@ def steps_per_seed(algo) -> int:
     return n_evals * int(np.ceil(algo.eval_freq / iter_steps)) * iter_steps
 
 
-def speed(seeds: int, total: int, repeats: int) -> dict:
-    algo = make_algo(total)
+def speed(seeds: int, total: int, repeats: int, keep_eval: bool = False) -> dict:
+    algo = make_algo(total, keep_eval)
     key = jax.random.PRNGKey(0)
     if seeds == 1:
         fn, arg = jax.jit(algo.train), key
@@ -84,6 +86,7 @@ if __name__ == "__main__":
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--total", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--keep-eval", action="store_true", help="keep rejax's end-of-training evaluation")
     a = p.parse_args()
-    out = speed(a.seeds, a.total, a.repeats) if a.mode == "speed" else start(a.total)
+    out = speed(a.seeds, a.total, a.repeats, a.keep_eval) if a.mode == "speed" else start(a.total)
     print(json.dumps(out), flush=True)

@@ -218,9 +218,14 @@ def prepare(config: Config, learner: Learner, params, batch: Batch, obs_stats) -
     obs = policy_input(learner.spec, obs_stats, batch.obs.astype(jnp.float32))
     next_obs = policy_input(learner.spec, obs_stats, batch.next_obs.astype(jnp.float32))
     dist_params, values = learner.network.apply(params, obs)
-    next_values = learner.network.apply(params, next_obs, method=ActorCritic.value)
+    if config.bootstrap_truncation:  # V(final state) of truncated episodes: the value of every next_obs
+        next_values = learner.network.apply(params, next_obs, method=ActorCritic.value)
+        terminations = batch.terminations
+    else:  # every episode end is terminal, so V(s_{t+1}) is needed only where it is the next row's state
+        last = learner.network.apply(params, next_obs[-1:], method=ActorCritic.value)
+        next_values = jnp.concatenate([values[1:], last])
+        terminations = batch.dones
     old_log_probs = make_dist(dist_params, learner.discrete).log_prob(batch.actions)
-    terminations = batch.terminations if config.bootstrap_truncation else batch.dones
     advantages, targets = gae(batch.rewards, values, next_values, terminations, batch.dones,
                               config.gamma, config.gae_lambda)
     flat = lambda x: x.reshape(-1, *x.shape[2:])
