@@ -39,3 +39,30 @@ def test_value_loss_clipping_matches_numpy():
     want = 0.5 * np.mean(np.maximum((v - tgt) ** 2, (clipped - tgt) ** 2))
     np.testing.assert_allclose(value_loss(v, old, tgt, 0.2), want, rtol=1e-5)
     np.testing.assert_allclose(value_loss(v, old, tgt), 0.5 * np.mean((v - tgt) ** 2), rtol=1e-5)
+
+
+def test_distributions_match_scipy_closed_forms():
+    from scipy import stats
+
+    from surrogate.core.distributions import Categorical, DiagGaussian
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(5, 4)).astype(np.float32)
+    actions = rng.integers(0, 4, size=5)
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    cat = Categorical(jnp.asarray(logits))
+    np.testing.assert_allclose(cat.log_prob(jnp.asarray(actions)), np.log(p[np.arange(5), actions]), rtol=1e-5)
+    np.testing.assert_allclose(cat.entropy(), stats.entropy(p, axis=-1), rtol=1e-5)
+    mean, log_std = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32) * 0.5
+    a = rng.normal(size=(5, 3)).astype(np.float32)
+    g = DiagGaussian(jnp.asarray(mean), jnp.asarray(log_std))
+    np.testing.assert_allclose(g.log_prob(jnp.asarray(a)), stats.norm.logpdf(a, mean, np.exp(log_std)).sum(-1),
+                               rtol=1e-5)
+    np.testing.assert_allclose(g.entropy(), stats.norm.entropy(mean, np.exp(log_std)).sum(-1), rtol=1e-5)
+    # samples have the right moments
+    keys = jax.random.split(jax.random.PRNGKey(0), 20000)
+    draws = np.asarray(jax.vmap(lambda k: g.sample(k))(keys))
+    np.testing.assert_allclose(draws.mean(0), mean, atol=0.05)
+    np.testing.assert_allclose(draws.std(0), np.exp(log_std), rtol=0.05)
+    counts = np.bincount(np.asarray(jax.vmap(lambda k: cat.sample(k))(keys))[:, 0], minlength=4) / 20000
+    np.testing.assert_allclose(counts, p[0], atol=0.02)
