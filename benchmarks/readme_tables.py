@@ -76,8 +76,8 @@ def main():
     readme = ROOT / "README.md"
     text = readme.read_text()
     for name, fn in TABLES.items():
-        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(\n<!-- /table -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + fn() + m.group(2), text)
+        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", re.S)
+        text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
     readme.write_text(text)
 
 
