@@ -52,3 +52,28 @@ def test_host_vector_env_same_step_reset():
     venv.close()
     assert seen_done
     assert env.discrete and env.action_dim == 2 and env.obs_shape == (4,)
+
+
+def test_episode_stats_from_buffers_match_a_step_by_step_count():
+    from surrogate.core.rollout import episode_stats
+
+    rng = np.random.default_rng(0)
+    T, N = 50, 3
+    rewards = rng.normal(size=(T, N)).astype(np.float32)
+    dones = rng.random((T, N)) < 0.1
+    dones[:, 2] = False  # one env finishes no episode in this rollout
+    ret0, len0 = np.array([1.5, 0.0, 2.0], np.float32), np.array([4.0, 0.0, 7.0], np.float32)
+    ret, length = ret0.astype(np.float64).copy(), len0.copy()
+    want = [0.0, 0.0, 0]
+    for t in range(T):
+        ret += rewards[t]
+        length += 1
+        for i in np.flatnonzero(dones[t]):
+            want[0] += ret[i]
+            want[1] += length[i]
+            want[2] += 1
+            ret[i], length[i] = 0.0, 0.0
+    got, new_ret, new_len = episode_stats(rewards, dones, ret0, len0)
+    np.testing.assert_allclose([got.return_sum, got.length_sum, got.count], want, rtol=1e-5)
+    np.testing.assert_allclose(new_ret, ret, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(new_len, length)
