@@ -81,7 +81,7 @@ def raw_rate(task: str, steps: int = 20_000) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def speed(task: str, updates: int = 10) -> dict:
+def speed(task: str, updates: int = 20) -> dict:
     """Training steps/s (rollout + update, compile excluded) against the raw env rate, same process."""
     config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=(updates + 1) * 2048)
     env = envs.make(task)

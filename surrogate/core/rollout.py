@@ -140,15 +140,15 @@ def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
     high = None if spec.action_high is None else np.asarray(spec.action_high, np.float32)
     for t in range(T):
         x = obs_buf[t]
-        if spec.normalize_obs:
+        if spec.normalize_obs:  # (min/max ufuncs: half the cost of np.clip's Python wrapper on tiny arrays)
             x = (x - shift) * scale
-            np.clip(x, -10.0, 10.0, out=x)
+            np.minimum(np.maximum(x, -10.0, out=x), 10.0, out=x)
         actions = sample_np(x)
         if act_buf is None:
             act_buf = np.empty((T, *actions.shape), actions.dtype)
         act_buf[t] = actions
-        venv.step_into(actions if low is None else np.clip(actions, low, high), obs_buf[t + 1], next_buf[t], rew_buf[t],
-                       term_buf[t], trunc_buf[t])
+        venv.step_into(actions if low is None else np.minimum(np.maximum(actions, low), high), obs_buf[t + 1],
+                       next_buf[t], rew_buf[t], term_buf[t], trunc_buf[t])
     done_buf = term_buf | trunc_buf
     finished, ep_ret, ep_len = episode_stats(rew_buf, done_buf, carry.episode_return, carry.episode_length)
     carry = carry._replace(obs=obs_buf[T], episode_return=ep_ret, episode_length=ep_len)
