@@ -33,3 +33,16 @@ def test_seed_initialiser_has_no_lapack_call():
     init = ppo._jax_init(cfg, ppo.make_learner(cfg, env), env, 4)
     hlo = init.lower(jax.random.split(jax.random.PRNGKey(0), 4)).as_text()
     assert "geqrf" not in hlo and "lapack" not in hlo.lower()
+
+
+def test_nature_cnn_actor_critic_shapes_and_pick_network():
+    from surrogate.core.networks import ActorCritic
+
+    net = ActorCritic(6, True, "nature_cnn")
+    obs = jnp.zeros((2, 84, 84, 4), jnp.uint8)
+    params = net.init(jax.random.PRNGKey(0), obs)
+    logits, value = net.apply(params, obs)
+    assert logits.shape == (2, 6) and value.shape == (2,)
+    cfg = ppo.Config()
+    assert ppo.pick_network(cfg, (84, 84, 4)) == "nature_cnn"
+    assert ppo.pick_network(cfg, (10, 10, 4)) == "mlp"  # MinAtar: too small for the Nature CNN's strides
