@@ -65,6 +65,10 @@ class Config:
     activation: Literal["tanh", "relu", "swish", "elu"] = "tanh"
     adam_eps: float = 1e-5
     log_std_init: float = 0.0
+    separate_updates: bool = False
+    """actor and critic each with their own optimiser and gradient clipping, the critic's epochs after
+    the actor's (rejax's structure; MLP networks only). On host envs the critic's epochs then run
+    on a second core while the next rollout runs, since acting needs only the actor."""
 
     @property
     def batch_size(self) -> int:
@@ -95,6 +99,9 @@ class Config:
         if self.total_steps < self.batch_size:
             raise ConfigError(f"total_steps ({self.total_steps}) is smaller than one batch ({self.batch_size}). "
                               f"Raise --total-steps or lower --num-envs/--num-steps.")
+        if self.separate_updates and self.network == "nature_cnn":
+            raise ConfigError("separate_updates needs separate actor and critic networks; the Nature CNN shares "
+                              "its torso. Use --network mlp or drop --separate-updates.")
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}.")
         return self
@@ -184,8 +191,23 @@ def _hashable(x):
     return x if x is None or np.isscalar(x) else tuple(np.asarray(x, np.float32).tolist())
 
 
-def init_train_state(learner: Learner, obs_shape, key) -> TrainState:
+ACTOR_KEYS = ("actor", "log_std")
+
+
+def split_params(params):
+    """``(actor part, critic part)`` of an MLP actor-critic's parameters (they share nothing)."""
+    p = params["params"]
+    return ({k: v for k, v in p.items() if k in ACTOR_KEYS}, {k: v for k, v in p.items() if k not in ACTOR_KEYS})
+
+
+def join_params(a, b):
+    return {"params": {**a, **b}}
+
+
+def init_train_state(learner: Learner, obs_shape, key, separate: bool = False) -> TrainState:
     params = learner.network.init(key, jnp.zeros((1, *obs_shape), jnp.float32))
+    if separate:
+        return TrainState(params, tuple(learner.optimizer.init(part) for part in split_params(params)))
     return TrainState(params, learner.optimizer.init(params))
 
 
@@ -232,37 +254,88 @@ def prepare(config: Config, learner: Learner, params, batch: Batch, obs_stats) -
     return UpdateData(*map(flat, (obs, batch.actions, old_log_probs, values, advantages, targets)))
 
 
-def loss_fn(params, config: Config, learner: Learner, mb: UpdateData):
-    dist_params, values = learner.network.apply(params, mb.obs)
+def policy_terms(config: Config, learner: Learner, dist_params, mb: UpdateData):
+    """Clipped surrogate (eq. 7) minus the entropy bonus; with (pi_loss, entropy, approx_kl, clip_frac)."""
     dist = make_dist(dist_params, learner.discrete)
     adv = normalize_advantages(mb.advantages) if config.normalize_advantages else mb.advantages
     pi_loss, info = clipped_surrogate_loss(dist.log_prob(mb.actions), mb.old_log_probs, adv, config.clip_eps)
-    v_loss = value_loss(values, mb.old_values, mb.targets, config.clip_eps if config.clip_value else None)
     entropy = dist.entropy().mean()
-    loss = pi_loss + config.vf_coef * v_loss - config.ent_coef * entropy
-    return loss, (pi_loss, v_loss, entropy, info["approx_kl"], info["clip_frac"])
+    return pi_loss - config.ent_coef * entropy, (pi_loss, entropy, info["approx_kl"], info["clip_frac"])
 
 
-def update_minibatch(config: Config, learner: Learner, train: TrainState, mb: UpdateData):
-    grads, stats = jax.grad(loss_fn, has_aux=True)(train.params, config, learner, mb)
-    updates, opt_state = learner.optimizer.update(grads, train.opt_state, train.params)
-    return TrainState(optax.apply_updates(train.params, updates), opt_state), stats
+def value_terms(config: Config, values, mb: UpdateData):
+    return value_loss(values, mb.old_values, mb.targets, config.clip_eps if config.clip_value else None)
 
 
-def update_epoch(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+def loss_fn(params, config: Config, learner: Learner, mb: UpdateData):
+    """The joint loss (eq. 9 without the shared-parameter caveat): policy terms + vf_coef * value loss."""
+    dist_params, values = learner.network.apply(params, mb.obs)
+    pi_part, (pi_loss, entropy, kl, clip_frac) = policy_terms(config, learner, dist_params, mb)
+    v_loss = value_terms(config, values, mb)
+    return pi_part + config.vf_coef * v_loss, (pi_loss, v_loss, entropy, kl, clip_frac)
+
+
+def actor_loss(params, config: Config, learner: Learner, mb: UpdateData):
+    return policy_terms(config, learner, learner.network.apply(params, mb.obs, method=ActorCritic.policy), mb)
+
+
+def critic_loss(params, config: Config, learner: Learner, mb: UpdateData):
+    v_loss = value_terms(config, learner.network.apply(params, mb.obs, method=ActorCritic.value), mb)
+    return config.vf_coef * v_loss, (v_loss,)
+
+
+def update_minibatch(config: Config, learner: Learner, train: TrainState, mb: UpdateData, part: str = "joint"):
+    """One gradient step on the joint loss, or (``separate_updates``) on the actor's or critic's own loss
+    with its own optimiser state."""
+    if part == "joint":
+        grads, stats = jax.grad(loss_fn, has_aux=True)(train.params, config, learner, mb)
+        updates, opt_state = learner.optimizer.update(grads, train.opt_state, train.params)
+        return TrainState(optax.apply_updates(train.params, updates), opt_state), stats
+    i = 0 if part == "actor" else 1
+    own, other = split_params(train.params)[i], split_params(train.params)[1 - i]
+    loss = actor_loss if part == "actor" else critic_loss
+    grads, stats = jax.grad(lambda p: loss(join_params(p, other), config, learner, mb), has_aux=True)(own)
+    updates, opt_i = learner.optimizer.update(grads, train.opt_state[i], own)
+    opt_state = (opt_i, train.opt_state[1]) if i == 0 else (train.opt_state[0], opt_i)
+    return TrainState(join_params(optax.apply_updates(own, updates), other), opt_state), stats
+
+
+def update_epoch(config: Config, learner: Learner, train: TrainState, data: UpdateData, key, part: str = "joint"):
     """One pass over the data in shuffled minibatches (permute and reshape once per epoch)."""
     n = data.obs.shape[0]
     perm = jax.random.permutation(key, n)
     minibatches = jax.tree.map(lambda x: x[perm].reshape(config.num_minibatches, -1, *x.shape[1:]), data)
-    return jax.lax.scan(lambda t, mb: update_minibatch(config, learner, t, mb), train, minibatches)
+    return jax.lax.scan(lambda t, mb: update_minibatch(config, learner, t, mb, part), train, minibatches)
+
+
+def epochs(config: Config, learner: Learner, train: TrainState, data: UpdateData, key, part: str = "joint"):
+    """``num_epochs`` epochs; the new state and the mean loss statistics. Parts use the same shuffles."""
+    train, stats = jax.lax.scan(lambda t, k: update_epoch(config, learner, t, data, k, part), train,
+                                jax.random.split(key, config.num_epochs))
+    return train, jax.tree.map(jnp.mean, stats)
+
+
+def learn_actor(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
+    """``prepare`` then the actor's epochs (``separate_updates``): what acting next needs."""
+    data = prepare(config, learner, train.params, batch, obs_stats)
+    train, stats = epochs(config, learner, train, data, key, "actor")
+    return train, data, stats
+
+
+def merge_stats(actor_stats, critic_stats):
+    pi_loss, entropy, kl, clip_frac = actor_stats
+    return pi_loss, critic_stats[0], entropy, kl, clip_frac
 
 
 def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
-    """``prepare`` then ``num_epochs`` epochs; returns the new state and mean loss statistics."""
+    """``prepare`` then ``num_epochs`` epochs; returns the new state and mean loss statistics
+    ``(pi_loss, v_loss, entropy, approx_kl, clip_frac)``."""
+    if config.separate_updates:
+        train, data, actor_stats = learn_actor(config, learner, train, batch, obs_stats, key)
+        train, critic_stats = epochs(config, learner, train, data, key, "critic")
+        return train, merge_stats(actor_stats, critic_stats)
     data = prepare(config, learner, train.params, batch, obs_stats)
-    train, stats = jax.lax.scan(lambda t, k: update_epoch(config, learner, t, data, k), train,
-                                jax.random.split(key, config.num_epochs))
-    return train, jax.tree.map(jnp.mean, stats)
+    return epochs(config, learner, train, data, key)
 
 
 # ----------------------------------------------------------------------------- JAX-env driver
@@ -270,7 +343,7 @@ def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs
 
 def init_runner(config: Config, learner: Learner, env, key) -> RunnerState:
     k_net, k_env, k_run = jax.random.split(key, 3)
-    train = init_train_state(learner, env.obs_shape, k_net)
+    train = init_train_state(learner, env.obs_shape, k_net, config.separate_updates)
     obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, config.num_envs))
     return RunnerState(train, init_carry(env_state, obs, jnp), k_run, jnp.zeros((), jnp.int32))
 
@@ -331,8 +404,8 @@ class SeedSharded(NamedTuple):
 def host_sampler(config: Config, learner: Learner, params, rng: np.random.Generator):
     """Action sampler for host rollouts: NumPy for MLPs (no jit dispatch per step; the noise for the
     whole rollout is drawn at once), jitted for CNNs."""
-    if learner.network.network == "mlp":
-        forward = numpy_policy(jax.device_get(params), config.activation, learner.discrete)
+    if learner.network.network == "mlp":  # fetch only the actor: the critic may still be training
+        forward = numpy_policy(jax.device_get({"params": split_params(params)[0]}), config.activation, learner.discrete)
         noise = None
 
         def act_numpy(obs):
@@ -376,19 +449,33 @@ class HostRunner(NamedTuple):
 def init_host_runner(config: Config, learner: Learner, env, key, venv) -> HostRunner:
     k_net, k_run = jax.random.split(key)
     obs, _ = venv.reset(seed=int(jax.random.randint(k_run, (), 0, 2**31 - 1)))
-    train = init_train_state(learner, env.obs_shape, k_net)
+    train = init_train_state(learner, env.obs_shape, k_net, config.separate_updates)
     return HostRunner(train, init_carry(None, obs.astype(np.float32), np), k_run, np.zeros((), np.int32))
 
 
-def host_update(config: Config, learner: Learner, learn_fn, venv, runner: HostRunner, seed: int):
-    """Python rollout on the vector env, then the jitted ``learn``."""
+def host_update(config: Config, learner: Learner, learn_fns, venv, runner: HostRunner, seed: int, acting):
+    """Python rollout on the vector env with the ``acting`` parameters, then the jitted update.
+
+    With ``separate_updates`` the critic's epochs are dispatched asynchronously after the actor's and
+    the actor's parameters are returned for the next rollout at once: the critic trains on the
+    second core while the next rollout runs. Returns ``(runner, metrics, acting)``; the metrics
+    stay on the device (fetching them would wait for the critic)."""
     key, k_learn = jax.random.split(runner.key)
     rng = np.random.default_rng([seed, int(runner.update)])
-    sampler = host_sampler(config, learner, runner.train.params, rng)
+    sampler = host_sampler(config, learner, acting, rng)
     carry, batch, episodes = host_rollout(learner.spec, venv, sampler, runner.env)
-    train, stats = learn_fn(runner.train, batch, jax.tree.map(jnp.asarray, carry.obs_stats), k_learn)
+    obs_stats = jax.tree.map(jnp.asarray, carry.obs_stats)
+    if config.separate_updates:
+        learn_actor_fn, learn_critic_fn = learn_fns
+        train, data, actor_stats = learn_actor_fn(runner.train, batch, obs_stats, k_learn)
+        acting = train.params
+        train, critic_stats = learn_critic_fn(train, data, k_learn)
+        stats = merge_stats(actor_stats, critic_stats)
+    else:
+        train, stats = learn_fns(runner.train, batch, obs_stats, k_learn)
+        acting = train.params
     metrics = Metrics(*(np.float32(x) for x in episodes), *stats)
-    return HostRunner(train, carry, key, runner.update + 1), metrics
+    return HostRunner(train, carry, key, runner.update + 1), metrics, acting
 
 
 # ----------------------------------------------------------------------------- train / evaluate
@@ -451,7 +538,7 @@ def state_template(config: Config, env, key, seeds: int):
     learner = make_learner(config, env)
     if env.backend == "jax":
         return jax.eval_shape(_jax_init(config, learner, env, seeds), jax.random.split(key, seeds))
-    train = jax.eval_shape(lambda k: init_train_state(learner, env.obs_shape, k), key)
+    train = jax.eval_shape(lambda k: init_train_state(learner, env.obs_shape, k, config.separate_updates), key)
     carry = init_carry(None, np.zeros((config.num_envs, *env.obs_shape), np.float32), np)
     return [HostRunner(train, carry, jax.eval_shape(lambda: key), np.zeros((), np.int32)) for _ in range(seeds)]
 
@@ -475,8 +562,13 @@ def _train_jax(config, learner, env, key, seeds, logger, resume, chunk, until):
 
 
 def _train_host(config, learner, env, key, seeds, logger, resume, chunk, until):
-    learn_fn = _cached(("learn", config, env.id), lambda: jax.jit(
-        lambda t, b, s, k: learn(config, learner, t, b, s, k), compiler_options=FAST))
+    if config.separate_updates:
+        learn_fns = _cached(("learn_parts", config, env.id), lambda: (
+            jax.jit(lambda t, b, s, k: learn_actor(config, learner, t, b, s, k), compiler_options=FAST),
+            jax.jit(lambda t, d, k: epochs(config, learner, t, d, k, "critic"), compiler_options=FAST)))
+    else:
+        learn_fns = _cached(("learn", config, env.id), lambda: jax.jit(
+            lambda t, b, s, k: learn(config, learner, t, b, s, k), compiler_options=FAST))
     seed_keys = jax.random.split(key, seeds)
     venvs = [env.vector(config.num_envs, seed=i) for i in range(seeds)]
     runners = [init_host_runner(config, learner, env, k, v) for k, v in zip(seed_keys, venvs)]
@@ -487,6 +579,7 @@ def _train_host(config, learner, env, key, seeds, logger, resume, chunk, until):
                    for r, old in zip(runners, resume.state)]
         history = resume.history
     done = int(runners[0].update)
+    acting = [r.train.params for r in runners]
     try:
         while done < until:
             n = min(chunk, until - done)
@@ -494,9 +587,10 @@ def _train_host(config, learner, env, key, seeds, logger, resume, chunk, until):
             for i in range(seeds):
                 ms = []
                 for _ in range(n):
-                    runners[i], m = host_update(config, learner, learn_fn, venvs[i], runners[i], i)
-                    ms.append(jax.device_get(m))
-                per_seed.append(jax.tree.map(lambda *x: np.stack(x), *ms))
+                    runners[i], m, acting[i] = host_update(config, learner, learn_fns, venvs[i], runners[i], i,
+                                                           acting[i])
+                    ms.append(m)
+                per_seed.append(jax.tree.map(lambda *x: np.stack(x), *jax.device_get(ms)))
             history = _stack_history(history, jax.tree.map(lambda *x: np.stack(x), *per_seed), axis_seed_first=True)
             done += n
             if logger:
