@@ -10,6 +10,7 @@ training steps/s as a fraction of the raw environment step rate.
   python benchmarks/ppo_mujoco.py --summary-only        # rebuild the summary from per-seed files
   python benchmarks/ppo_mujoco.py --speed-only          # only the steps/s fraction (quiet machine!)
   python benchmarks/ppo_mujoco.py --no-speed --skip-done  # train missing task x seed files only
+  python benchmarks/ppo_mujoco.py --separate-updates     # the same with separate actor/critic updates
 """
 import argparse
 import dataclasses
@@ -31,7 +32,9 @@ from surrogate.run import episode_curve  # noqa: E402
 # CleanRL ppo_continuous_action, v4 tasks, 1M steps, 3 seeds (../shared/paper-tables.md).
 CLEANRL = {"HalfCheetah": (1443, 46), "Hopper": (2383, 272), "Walker2d": (2288, 572)}
 TASKS = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"]
-OUT = RESULTS / "ppo_mujoco"
+NAME = "ppo_mujoco"  # with --separate-updates: ppo_mujoco_separate_updates (files and summary)
+OUT = RESULTS / NAME
+OVERRIDES = {}  # changes to the mujoco preset (--separate-updates)
 
 
 def last_100_mean(history):
@@ -47,7 +50,7 @@ def last_100_mean(history):
 
 
 def run_one(task: str, seed: int, total_steps: int):
-    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=total_steps)
+    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=total_steps, **OVERRIDES)
     env = envs.make(task)
     t = time.perf_counter()
     result = ppo.train(config, env, jax.random.PRNGKey(seed))
@@ -87,7 +90,7 @@ def speed(task: str, updates: int = 20) -> dict:
     first run that compiles), so the updates are timed as they run in training, in one chunk (with
     ``separate_updates`` the critic's epochs overlap the next rollout; a per-update checkpoint would
     wait for them)."""
-    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=(updates + 1) * 2048)
+    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=(updates + 1) * 2048, **OVERRIDES)
     env = envs.make(task)
     key = jax.random.PRNGKey(0)
     raw_before = raw_rate(task)
@@ -123,7 +126,7 @@ def summarize(speed_figures: dict | None):
         figures[f"{name}_cleanrl_return"] = ref[0] if ref else None
         print(f"{task:16s} {len(runs):5d} {last.mean():14.0f} +- {last.std():4.0f} {det.mean():12.0f} +- {det.std():4.0f}"
               f" {ref[0] if ref else '-':>8} +- {ref[1] if ref else '-'}")
-    previous = RESULTS / "ppo_mujoco.json"
+    previous = RESULTS / f"{NAME}.json"
     if speed_figures is None and previous.is_file():  # keep the last speed measurement
         old = json.loads(previous.read_text())
         speed_figures = {k: v for k, v in old.items() if k.startswith("speed_")}
@@ -140,7 +143,13 @@ def main():
     p.add_argument("--speed-only", action="store_true")
     p.add_argument("--skip-done", action="store_true", help="skip task x seed files that already exist")
     p.add_argument("--no-speed", action="store_true", help="train only; keep the last speed measurement")
+    p.add_argument("--separate-updates", action="store_true",
+                   help="the preset with separate actor/critic updates; results under ppo_mujoco_separate_updates")
     a = p.parse_args()
+    if a.separate_updates:
+        global NAME, OUT
+        NAME, OUT = "ppo_mujoco_separate_updates", RESULTS / "ppo_mujoco_separate_updates"
+        OVERRIDES["separate_updates"] = True
     speed_figures = None
     if a.speed_only or not (a.summary_only or a.no_speed):
         s = speed("Hopper-v5")

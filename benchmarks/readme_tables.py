@@ -15,8 +15,8 @@ def _load(name):
     return json.loads(f.read_text()) if f.is_file() else None
 
 
-def ppo_mujoco() -> str:
-    d = _load("ppo_mujoco")
+def ppo_mujoco(name: str = "ppo_mujoco") -> str:
+    d = _load(name)
     if not d:
         return "_not measured yet: run `python benchmarks/ppo_mujoco.py`_"
     rows = ["| task (1M steps) | seeds | ours: last 100 training episodes | ours: deterministic eval | CleanRL ppo_continuous_action (v4, 3 seeds) |",
@@ -69,7 +69,8 @@ def ppo_cartpole() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"ppo_mujoco": ppo_mujoco, "ppo_cartpole": ppo_cartpole}
+TABLES = {"ppo_mujoco": ppo_mujoco, "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
+          "ppo_cartpole": ppo_cartpole}
 
 
 def main():
