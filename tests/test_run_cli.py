@@ -93,6 +93,7 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
     (["train", "ppo", "--env", "CartPol-v1"], "Did you mean: CartPole-v1"),
     (["train", "ppo", "--preset", "nope"], "Unknown preset"),
     (["train", "ppo", "--seeds", "0"], "--seeds must be >= 1"),
+    (["train", "ppo", "--network", "nature_cnn", "--separate-updates"], "separate_updates needs separate"),
     (["eval", "/nonexistent/run"], "does not exist"),
     (["train", "ppo", "--resume", "/nonexistent/run"], "does not exist"),
 ])
