@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 import platform
 import shutil
 import time
@@ -71,18 +72,19 @@ def config_from_saved(saved: dict):
     return module, module.Config(**values).validate()
 
 
-def machine_info() -> dict:
-    cpu = platform.processor()
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import os
+    return platform.processor()
 
-    return {"cores": os.cpu_count(), "cpu": cpu, "jax_devices": [str(d) for d in jax.devices()]}
+
+def machine_info() -> dict:
+    return {"cores": os.cpu_count(), "cpu": cpu_model(), "jax_devices": [str(d) for d in jax.devices()]}
 
 
 class DirLogger:

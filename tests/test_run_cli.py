@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -76,9 +75,6 @@ def test_checkpoint_roundtrip_and_corruption(uninterrupted, tmp_path):
 def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "f.bin"
     checkpoint.atomic_write(path, b"old")
-
-    class Boom(bytes):
-        pass
 
     with pytest.raises(TypeError):
         checkpoint.atomic_write(path, object())  # cannot be written

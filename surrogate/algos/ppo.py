@@ -17,14 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from surrogate._jax_setup import FAST, RUN_ONCE
 from surrogate.core.advantages import gae
 from surrogate.core.distributions import draw_noise, make_dist, mode, sample_numpy
 from surrogate.core.losses import clipped_surrogate_loss, normalize_advantages, value_loss
 from surrogate.core.networks import ActorCritic, numpy_policy
-from surrogate.core.normalize import normalize
 from surrogate.core.rollout import (Batch, EnvCarry, RolloutSpec, clip_actions, host_rollout, init_carry, jax_rollout,
                                     policy_input)
-from surrogate._jax_setup import FAST, RUN_ONCE
 from surrogate.errors import ConfigError
 
 
@@ -293,7 +292,8 @@ def update_minibatch(config: Config, learner: Learner, train: TrainState, mb: Up
         updates, opt_state = learner.optimizer.update(grads, train.opt_state, train.params)
         return TrainState(optax.apply_updates(train.params, updates), opt_state), stats
     i = 0 if part == "actor" else 1
-    own, other = split_params(train.params)[i], split_params(train.params)[1 - i]
+    parts = split_params(train.params)
+    own, other = parts[i], parts[1 - i]
     loss = actor_loss if part == "actor" else critic_loss
     grads, stats = jax.grad(lambda p: loss(join_params(p, other), config, learner, mb), has_aux=True)(own)
     updates, opt_i = learner.optimizer.update(grads, train.opt_state[i], own)
