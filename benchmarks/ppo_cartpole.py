@@ -79,6 +79,8 @@ from common import RESULTS, write_result  # noqa: E402
 
 from surrogate import envs  # noqa: E402
 from surrogate.algos import ppo  # noqa: E402
+from surrogate._jax_setup import FAST  # noqa: E402
+from surrogate.core import onpolicy  # noqa: E402
 
 ENV_ID = "CartPole-v1"
 PEERS = HERE / "peers"
@@ -108,10 +110,10 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(())))  # backend start-up, not compile
     t = time.perf_counter()
-    init = ppo._jax_init(config, learner, env, seeds).lower(keys).compile()
+    init = onpolicy.jax_init(ppo.ALGO, config, learner, env, seeds).lower(keys).compile()
     init_compile_s = time.perf_counter() - t
     runner = jax.block_until_ready(init(keys))
-    step = ppo.over_seeds(functools.partial(ppo.jax_train_chunk, config, learner, env,
+    step = onpolicy.over_seeds(functools.partial(onpolicy.jax_train_chunk, ppo.ALGO, config, learner, env,
                                             num_updates=config.num_updates), seeds, donate=False)
     runner = jax.block_until_ready(step.place(runner))
     t = time.perf_counter()
@@ -128,7 +130,7 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
     # training program that has its one end-of-training evaluation compiled in
     params, stats = jax.tree.map(lambda x: x[0], (runner.train.params, runner.env.obs_stats))
     t = time.perf_counter()
-    jax.jit(lambda p, s, k: ppo._evaluate_jax(learner, env, p, s, k, 20), compiler_options=ppo.FAST).lower(
+    jax.jit(lambda p, s, k: onpolicy.evaluate_jax(learner, env, p, s, k, 20), compiler_options=FAST).lower(
         params, stats, jax.random.PRNGKey(1)).compile()
     eval_compile_s = time.perf_counter() - t
     return dict(lib="surrogate", preset=preset, seeds=seeds, steps_per_seed=steps,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from surrogate.algos import ppo
+from surrogate.core import onpolicy
 from surrogate import envs
 from surrogate.core.networks import gram_schmidt, orthogonal
 
@@ -30,7 +31,7 @@ def test_seed_initialiser_has_no_lapack_call():
     """Batched LAPACK QR deadlocks intermittently in jaxlib 0.10.2 on CPU (see gram_schmidt)."""
     cfg = ppo.Config()
     env = envs.make("CartPole-v1")
-    init = ppo._jax_init(cfg, ppo.make_learner(cfg, env), env, 4)
+    init = onpolicy.jax_init(ppo.ALGO, cfg, ppo.make_learner(cfg, env), env, 4)
     hlo = init.lower(jax.random.split(jax.random.PRNGKey(0), 4)).as_text()
     assert "geqrf" not in hlo and "lapack" not in hlo.lower()
 
@@ -44,5 +45,5 @@ def test_nature_cnn_actor_critic_shapes_and_pick_network():
     logits, value = net.apply(params, obs)
     assert logits.shape == (2, 6) and value.shape == (2,)
     cfg = ppo.Config()
-    assert ppo.pick_network(cfg, (84, 84, 4)) == "nature_cnn"
-    assert ppo.pick_network(cfg, (10, 10, 4)) == "mlp"  # MinAtar: too small for the Nature CNN's strides
+    assert onpolicy.pick_network(cfg, (84, 84, 4)) == "nature_cnn"
+    assert onpolicy.pick_network(cfg, (10, 10, 4)) == "mlp"  # MinAtar: too small for the Nature CNN's strides

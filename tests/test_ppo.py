@@ -7,6 +7,7 @@ import pytest
 
 from surrogate import envs
 from surrogate.algos import ppo
+from surrogate.core import onpolicy
 from surrogate.core.networks import ActorCritic, numpy_policy
 
 
@@ -56,7 +57,7 @@ def test_first_epoch_starts_at_ratio_one_and_kl_stays_small(cartpole):
     cfg = dataclasses.replace(ppo.Config(), normalize_obs=True, normalize_reward=True, total_steps=2560)
     learner = ppo.make_learner(cfg, cartpole)
     runner = ppo.init_runner(cfg, learner, cartpole, jax.random.PRNGKey(3))
-    sample = lambda p, o, k: ppo.sample_actions(learner, p, o, k)
+    sample = lambda p, o, k: onpolicy.sample_actions(learner, p, o, k)
     from surrogate.core.rollout import jax_rollout
 
     carry, batch, _ = jax_rollout(learner.spec, cartpole, cartpole.default_params, sample, runner.train.params,
@@ -103,7 +104,7 @@ def test_separate_updates_equal_joint_updates_without_gradient_clipping(cartpole
     for cfg in (joint, sep):
         learner = ppo.make_learner(cfg, cartpole)
         runner = ppo.init_runner(cfg, learner, cartpole, jax.random.PRNGKey(3))
-        sample = lambda p, o, k: ppo.sample_actions(learner, p, o, k)
+        sample = lambda p, o, k: onpolicy.sample_actions(learner, p, o, k)
         carry, batch, _ = jax_rollout(learner.spec, cartpole, cartpole.default_params, sample, runner.train.params,
                                       runner.env, jax.random.PRNGKey(4))
         out[cfg.separate_updates] = ppo.learn(cfg, learner, runner.train, batch, carry.obs_stats, jax.random.PRNGKey(5))

@@ -139,6 +139,19 @@ class ActorCritic(nn.Module):
         return self.policy(obs), self.value(obs)
 
 
+ACTOR_KEYS = ("actor", "log_std")
+
+
+def split_params(params):
+    """``(actor part, critic part)`` of an MLP ``ActorCritic``'s parameters (they share nothing)."""
+    p = params["params"]
+    return ({k: v for k, v in p.items() if k in ACTOR_KEYS}, {k: v for k, v in p.items() if k not in ACTOR_KEYS})
+
+
+def join_params(actor, critic):
+    return {"params": {**actor, **critic}}
+
+
 NUMPY_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0),
                      "elu": lambda x: np.where(x > 0, x, np.expm1(x)), "swish": lambda x: x / (1.0 + np.exp(-x))}
 

@@ -1,0 +1,505 @@
+"""What every on-policy actor-critic method here shares: the common hyperparameters, the learner
+(network, optimiser, rollout spec), GAE on a rollout, and the two training drivers.
+
+An algorithm (PPO, TRPO, TNPG, VPG) plugs in as an ``Algorithm``: how to make its learner and
+optimiser state, and ``learn(config, learner, train, batch, obs_stats, key) -> (train, stats)``,
+one update from one rollout. The drivers do the rest:
+
+* JAX env: the whole run is ``lax.scan`` of ``jax_update`` (rollout + learn) inside one ``jit``,
+  vmapped over seeds and sharded across CPU devices.
+* Host (Gymnasium) env: the rollout loop runs in Python with a NumPy policy; ``learn`` is jitted.
+  An algorithm may split it (``Algorithm.host_learn``) so that the part acting does not need
+  (the critic's fit) runs on the second core while the next rollout runs.
+"""
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from surrogate._jax_setup import FAST, RUN_ONCE
+from surrogate.core.advantages import gae
+from surrogate.core.distributions import draw_noise, make_dist, mode, sample_numpy
+from surrogate.core.networks import ActorCritic, numpy_policy, split_params
+from surrogate.core.rollout import (Batch, EnvCarry, RolloutSpec, clip_actions, host_rollout, init_carry, jax_rollout,
+                                    policy_input)
+from surrogate.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class OnPolicyConfig:
+    """Hyperparameters every on-policy method here has: environment, batch, GAE, normalisation, network."""
+
+    env: str = "CartPole-v1"
+    total_steps: int = 100_000
+    num_envs: int = 8
+    """parallel environments per seed"""
+    num_steps: int = 32
+    """rollout length per environment (horizon T)"""
+    gamma: float = 0.98
+    gae_lambda: float = 0.8
+    normalize_advantages: bool = True
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    bootstrap_truncation: bool = True
+    """bootstrap time-limit truncations from V(final obs); False treats them as terminal"""
+    network: Literal["auto", "mlp", "nature_cnn"] = "auto"
+    """auto: Nature CNN for image observations of at least 36x36, MLP otherwise"""
+    hidden: tuple[int, ...] = (64, 64)
+    activation: Literal["tanh", "relu", "swish", "elu"] = "tanh"
+    log_std_init: float = 0.0
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        return max(1, self.total_steps // self.batch_size)
+
+    def validate(self):
+        for name in ("total_steps", "num_envs", "num_steps"):
+            positive(self, name)
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma!r}.")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError(f"gae_lambda must be in [0, 1], got {self.gae_lambda!r}.")
+        if self.total_steps < self.batch_size:
+            raise ConfigError(f"total_steps ({self.total_steps}) is smaller than one batch ({self.batch_size}). "
+                              f"Raise --total-steps or lower --num-envs/--num-steps.")
+        if not self.hidden or min(self.hidden) <= 0:
+            raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}.")
+        return self
+
+
+def positive(config, name: str):
+    if not getattr(config, name) > 0:
+        raise ConfigError(f"{name} must be > 0, got {getattr(config, name)!r}. Pass a positive --{name.replace('_', '-')}.")
+
+
+# ----------------------------------------------------------------------------- learner
+
+
+class Learner(NamedTuple):
+    """Static pieces derived from (config, env); hashable so jitted functions can close over them."""
+
+    network: ActorCritic
+    optimizer: Any  # the algorithm's optax transformation(s); None where it has none
+    spec: RolloutSpec
+    discrete: bool
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+
+
+class RunnerState(NamedTuple):
+    """Everything a JAX-env run carries from one update to the next (and checkpoints)."""
+
+    train: TrainState
+    env: EnvCarry
+    key: Any
+    update: Any  # int32 count of updates done
+
+
+class Algorithm(NamedTuple):
+    """An on-policy method, as the drivers see it."""
+
+    name: str
+    stat_names: tuple
+    """names of the statistics ``learn`` returns, in order (columns of metrics.csv)"""
+    make_learner: Callable  # (config, env) -> Learner
+    init_opt_state: Callable  # (config, learner, params) -> optimiser state
+    learn: Callable  # (config, learner, train, batch, obs_stats, key) -> (train, stats)
+    host_learn: Callable | None = None
+    """(config, learner) -> f(train, batch, obs_stats, key) -> (train, stats, acting params), or None for
+    the jitted ``learn``"""
+
+
+EPISODE_KEYS = ("episode_return_sum", "episode_length_sum", "episode_count")
+
+
+def metrics_dict(algo: Algorithm, episodes, stats) -> dict:
+    return {**dict(zip(EPISODE_KEYS, episodes)), **dict(zip(algo.stat_names, stats))}
+
+
+def pick_network(config, obs_shape) -> str:
+    if config.network != "auto":
+        return config.network
+    image = len(obs_shape) == 3 and min(obs_shape[:2]) >= 36
+    return "nature_cnn" if image else "mlp"
+
+
+def make_learner(config, env, optimizer=None) -> Learner:
+    """The actor-critic network and rollout spec ``config`` asks for on ``env``, with ``optimizer``."""
+    config.validate()
+    obs_shape = env.obs_shape
+    network = ActorCritic(env.action_dim, env.discrete, pick_network(config, obs_shape), tuple(config.hidden),
+                          config.activation, config.log_std_init, obs_ndim=max(1, len(obs_shape)))
+    bounds = env.action_bounds
+    low, high = (None, None) if bounds is None else bounds
+    spec = RolloutSpec(config.num_steps, config.normalize_obs, config.normalize_reward, config.gamma,
+                       _hashable(low), _hashable(high))
+    return Learner(network, optimizer, spec, env.discrete)
+
+
+def _hashable(x):
+    return x if x is None or np.isscalar(x) else tuple(np.asarray(x, np.float32).tolist())
+
+
+def init_train_state(algo: Algorithm, config, learner: Learner, obs_shape, key) -> TrainState:
+    params = learner.network.init(key, jnp.zeros((1, *obs_shape), jnp.float32))
+    return TrainState(params, algo.init_opt_state(config, learner, params))
+
+
+def sample_actions(learner: Learner, params, obs, key):
+    dist_params = learner.network.apply(params, obs, method=ActorCritic.policy)
+    return make_dist(dist_params, learner.discrete).sample(seed=key)
+
+
+def greedy_actions(learner: Learner, params, obs):
+    return mode(learner.network.apply(params, obs, method=ActorCritic.policy), learner.discrete)
+
+
+# ----------------------------------------------------------------------------- advantages on a rollout
+
+
+class UpdateData(NamedTuple):
+    """Flattened ``[T * N]`` training data of one rollout."""
+
+    obs: Any
+    actions: Any
+    old_log_probs: Any
+    old_values: Any
+    advantages: Any
+    targets: Any
+
+
+def prepare(config, learner: Learner, params, batch: Batch, obs_stats) -> UpdateData:
+    """Normalise observations with the frozen statistics, evaluate the rollout policy and value
+    function on the batch and compute GAE advantages and TD(lambda) targets (Schulman et al. 2016)."""
+    obs = policy_input(learner.spec, obs_stats, batch.obs.astype(jnp.float32))
+    next_obs = policy_input(learner.spec, obs_stats, batch.next_obs.astype(jnp.float32))
+    dist_params, values = learner.network.apply(params, obs)
+    if config.bootstrap_truncation:  # V(final state) of truncated episodes: the value of every next_obs
+        next_values = learner.network.apply(params, next_obs, method=ActorCritic.value)
+        terminations = batch.terminations
+    else:  # every episode end is terminal, so V(s_{t+1}) is needed only where it is the next row's state
+        last = learner.network.apply(params, next_obs[-1:], method=ActorCritic.value)
+        next_values = jnp.concatenate([values[1:], last])
+        terminations = batch.dones
+    old_log_probs = make_dist(dist_params, learner.discrete).log_prob(batch.actions)
+    advantages, targets = gae(batch.rewards, values, next_values, terminations, batch.dones,
+                              config.gamma, config.gae_lambda)
+    flat = lambda x: x.reshape(-1, *x.shape[2:])
+    return UpdateData(*map(flat, (obs, batch.actions, old_log_probs, values, advantages, targets)))
+
+
+# ----------------------------------------------------------------------------- JAX-env driver
+
+
+def init_runner(algo: Algorithm, config, learner: Learner, env, key) -> RunnerState:
+    k_net, k_env, k_run = jax.random.split(key, 3)
+    train = init_train_state(algo, config, learner, env.obs_shape, k_net)
+    obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, config.num_envs))
+    return RunnerState(train, init_carry(env_state, obs, jnp), k_run, jnp.zeros((), jnp.int32))
+
+
+def jax_update(algo: Algorithm, config, learner: Learner, env, runner: RunnerState):
+    """Rollout + learn for one seed; the body of the training ``scan``."""
+    key, k_roll, k_learn = jax.random.split(runner.key, 3)
+    sample = lambda params, obs, k: sample_actions(learner, params, obs, k)
+    carry, batch, episodes = jax_rollout(learner.spec, env, env.default_params, sample, runner.train.params,
+                                         runner.env, k_roll)
+    train, stats = algo.learn(config, learner, runner.train, batch, carry.obs_stats, k_learn)
+    return RunnerState(train, carry, key, runner.update + 1), metrics_dict(algo, episodes, stats)
+
+
+def jax_train_chunk(algo: Algorithm, config, learner: Learner, env, runner: RunnerState, num_updates: int):
+    return jax.lax.scan(lambda r, _: jax_update(algo, config, learner, env, r), runner, None, length=num_updates)
+
+
+def seed_mesh(num_seeds: int):
+    """The largest set of CPU devices that divides the seeds evenly (both cores here)."""
+    devices = jax.devices()
+    n = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+    return jax.sharding.Mesh(np.array(devices[:n]), ("seeds",))
+
+
+def over_seeds(fn: Callable, num_seeds: int, donate: bool = False):
+    """``jit(vmap(fn))`` over a leading seed axis, sharded across CPU devices with ``shard_map``.
+
+    Returns a ``SeedSharded`` callable that places its input on the seed mesh first (letting the
+    jitted call reshard single-device inputs implicitly has hung here on jax 0.10.2)."""
+    mesh = seed_mesh(num_seeds)
+    batched = jax.vmap(fn)
+    if mesh.devices.size > 1:
+        spec = jax.sharding.PartitionSpec("seeds")
+        batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec)
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+    return SeedSharded(jax.jit(batched, donate_argnums=(0,) if donate else (), compiler_options=FAST), sharding)
+
+
+class SeedSharded(NamedTuple):
+    jitted: Any
+    sharding: Any
+
+    def place(self, x):
+        return jax.device_put(x, self.sharding)
+
+    def __call__(self, x):
+        return self.jitted(self.place(x))
+
+    def lower(self, x):
+        return self.jitted.lower(self.place(x))
+
+
+# ----------------------------------------------------------------------------- host-env driver
+
+
+def host_sampler(config, learner: Learner, params, rng: np.random.Generator):
+    """Action sampler for host rollouts: NumPy for MLPs (no jit dispatch per step; the noise for the
+    whole rollout is drawn at once), jitted for CNNs."""
+    if learner.network.network == "mlp":  # fetch only the actor: the critic may still be training
+        forward = numpy_policy(jax.device_get({"params": split_params(params)[0]}), config.activation, learner.discrete)
+        noise = None
+
+        def act_numpy(obs):
+            nonlocal noise
+            dist_params = forward(obs)
+            if noise is None:
+                noise = iter(draw_noise(rng, dist_params, learner.discrete, config.num_steps))
+            return sample_numpy(dist_params, next(noise), learner.discrete)
+
+        return act_numpy
+    sample = _cached(("sampler", learner), lambda: jax.jit(lambda p, o, k: sample_actions(learner, p, o, k),
+                                                           compiler_options=FAST))
+    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+
+    def act(obs):
+        nonlocal key
+        key, k = jax.random.split(key)
+        return np.asarray(sample(params, obs, k))
+
+    return act
+
+
+class HostRunner(NamedTuple):
+    """What a host-env run carries between updates. The vector env is not saved: a resumed
+    host run restarts its episodes (MuJoCo simulator state is not checkpointable)."""
+
+    train: TrainState
+    env: EnvCarry  # env_state None; obs kept for continuity within a process
+    key: Any
+    update: Any
+
+
+def init_host_runner(algo: Algorithm, config, learner: Learner, env, key, venv) -> HostRunner:
+    k_net, k_run = jax.random.split(key)
+    obs, _ = venv.reset(seed=int(jax.random.randint(k_run, (), 0, 2**31 - 1)))
+    train = init_train_state(algo, config, learner, env.obs_shape, k_net)
+    return HostRunner(train, init_carry(None, obs.astype(np.float32), np), k_run, np.zeros((), np.int32))
+
+
+def host_learn_fn(algo: Algorithm, config, learner: Learner):
+    """``f(train, batch, obs_stats, key) -> (train, stats, acting params)`` for host runs: the
+    algorithm's own (``Algorithm.host_learn``, where it returns one) or the jitted ``learn``."""
+    return _cached(("host_learn", algo.name, config), lambda: (
+        algo.host_learn and algo.host_learn(config, learner)) or _jitted_learn(algo, config, learner))
+
+
+def _jitted_learn(algo: Algorithm, config, learner: Learner):
+    learn = jax.jit(lambda t, b, s, k: algo.learn(config, learner, t, b, s, k), compiler_options=FAST)
+
+    def learn_and_act(train, batch, obs_stats, key):
+        train, stats = learn(train, batch, obs_stats, key)
+        return train, stats, train.params
+
+    return learn_and_act
+
+
+def host_update(algo: Algorithm, config, learner: Learner, learn_fn, venv, runner: HostRunner, seed: int, acting):
+    """Python rollout on the vector env with the ``acting`` parameters, then the jitted update.
+
+    Returns ``(runner, metrics, acting)``; the metrics stay on the device (fetching them at once
+    would wait for work the algorithm left running in the background)."""
+    key, k_learn = jax.random.split(runner.key)
+    rng = np.random.default_rng([seed, int(runner.update)])
+    sampler = host_sampler(config, learner, acting, rng)
+    carry, batch, episodes = host_rollout(learner.spec, venv, sampler, runner.env)
+    obs_stats = jax.tree.map(jnp.asarray, carry.obs_stats)
+    train, stats, acting = learn_fn(runner.train, batch, obs_stats, k_learn)
+    metrics = metrics_dict(algo, (np.float32(x) for x in episodes), stats)
+    return HostRunner(train, carry, key, runner.update + 1), metrics, acting
+
+
+# ----------------------------------------------------------------------------- train / evaluate
+
+
+class TrainResult(NamedTuple):
+    state: Any  # RunnerState (JAX env) or list of HostRunner (host env), seed-stacked for JAX
+    history: dict  # metric name -> float array [seeds, updates]
+    steps_per_update: int
+
+    @property
+    def params(self):
+        return self.state.train.params if isinstance(self.state, RunnerState) else [r.train.params for r in self.state]
+
+
+def _stack_history(algo: Algorithm, history: dict, metrics: dict) -> dict:
+    """Append ``metrics`` (``[seeds, updates]`` arrays) to ``history``, keys in the algorithm's order."""
+    new = {k: np.asarray(metrics[k], np.float64) for k in (*EPISODE_KEYS, *algo.stat_names)}
+    return {k: np.concatenate([history[k], v], axis=1) if k in history else v for k, v in new.items()}
+
+
+_COMPILED = {}
+
+
+def _cached(key, build):
+    """Compiled functions are reused across ``train`` calls with the same (config, env, seeds)."""
+    if key not in _COMPILED:
+        _COMPILED[key] = build()
+    return _COMPILED[key]
+
+
+def train(algo: Algorithm, config, env, key, *, seeds: int = 1, logger: Callable | None = None,
+          resume: TrainResult | None = None, chunk_updates: int | None = None, until: int | None = None) -> TrainResult:
+    """Train ``seeds`` independent agents of ``algo`` on ``env``.
+
+    ``logger(result_so_far, updates_done)`` is called after every chunk of ``chunk_updates``
+    updates (default: all of them); the run directory uses it to checkpoint. ``resume``
+    continues a previous result (from ``checkpoint.load``) to ``config.num_updates``; ``until``
+    stops after that many updates in all (as an interruption would; the schedule is unchanged).
+    """
+    learner = algo.make_learner(config, env)
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}.")
+    chunk = max(1, min(chunk_updates or config.num_updates, config.num_updates))
+    until = config.num_updates if until is None else min(until, config.num_updates)
+    run = _train_jax if env.backend == "jax" else _train_host
+    return run(algo, config, learner, env, key, seeds, logger, resume, chunk, until)
+
+
+def jax_init(algo: Algorithm, config, learner: Learner, env, seeds: int):
+    # Runs once per run: compiled at LLVM -O0 (half the compile time; its speed does not matter).
+    return _cached(("init", algo.name, config, env.id, seeds), lambda: jax.jit(
+        jax.vmap(lambda k: init_runner(algo, config, learner, env, k)), compiler_options=RUN_ONCE))
+
+
+def state_template(algo: Algorithm, config, env, key, seeds: int):
+    """The structure (shapes and dtypes) of a run's state, for restoring a checkpoint."""
+    learner = algo.make_learner(config, env)
+    if env.backend == "jax":
+        return jax.eval_shape(jax_init(algo, config, learner, env, seeds), jax.random.split(key, seeds))
+    train = jax.eval_shape(lambda k: init_train_state(algo, config, learner, env.obs_shape, k), key)
+    carry = init_carry(None, np.zeros((config.num_envs, *env.obs_shape), np.float32), np)
+    return [HostRunner(train, carry, jax.eval_shape(lambda: key), np.zeros((), np.int32)) for _ in range(seeds)]
+
+
+def _train_jax(algo, config, learner, env, key, seeds, logger, resume, chunk, until):
+    if resume is None:
+        runner, history = jax_init(algo, config, learner, env, seeds)(jax.random.split(key, seeds)), {}
+    else:
+        runner, history = resume.state, resume.history
+    done = int(np.asarray(runner.update).reshape(-1)[0])
+    while done < until:
+        n = min(chunk, until - done)
+        step = _cached(("chunk", algo.name, config, env.id, seeds, n), lambda: over_seeds(
+            partial(jax_train_chunk, algo, config, learner, env, num_updates=n), seeds, donate=True))
+        runner, metrics = step(runner)
+        history = _stack_history(algo, history, jax.device_get(metrics))
+        done += n
+        if logger:
+            logger(TrainResult(runner, history, config.batch_size), done)
+    return TrainResult(runner, history, config.batch_size)
+
+
+def _train_host(algo, config, learner, env, key, seeds, logger, resume, chunk, until):
+    learn_fn = host_learn_fn(algo, config, learner)
+    seed_keys = jax.random.split(key, seeds)
+    venvs = [env.vector(config.num_envs, seed=i) for i in range(seeds)]
+    runners = [init_host_runner(algo, config, learner, env, k, v) for k, v in zip(seed_keys, venvs)]
+    history = {}
+    if resume is not None:  # restore learner state; episodes restart
+        runners = [r._replace(train=old.train, key=old.key, update=old.update,
+                              env=r.env._replace(obs_stats=old.env.obs_stats, return_norm=old.env.return_norm))
+                   for r, old in zip(runners, resume.state)]
+        history = resume.history
+    done = int(runners[0].update)
+    acting = [r.train.params for r in runners]
+    try:
+        while done < until:
+            n = min(chunk, until - done)
+            per_seed = []
+            for i in range(seeds):
+                ms = []
+                for _ in range(n):
+                    runners[i], m, acting[i] = host_update(algo, config, learner, learn_fn, venvs[i], runners[i], i,
+                                                           acting[i])
+                    ms.append(m)
+                per_seed.append(jax.tree.map(lambda *x: np.stack(x), *jax.device_get(ms)))
+            history = _stack_history(algo, history, jax.tree.map(lambda *x: np.stack(x), *per_seed))
+            done += n
+            if logger:
+                logger(TrainResult(runners, history, config.batch_size), done)
+    finally:
+        for v in venvs:
+            v.close()
+    return TrainResult(runners, history, config.batch_size)
+
+
+def seed_params(result: TrainResult, i: int):
+    """Parameters and observation statistics of seed ``i``."""
+    if isinstance(result.state, RunnerState):
+        pick = lambda x: x[i]
+        return jax.tree.map(pick, result.state.train.params), jax.tree.map(pick, result.state.env.obs_stats)
+    r = result.state[i]
+    return r.train.params, jax.tree.map(jnp.asarray, r.env.obs_stats)
+
+
+def evaluate(config, env, params, obs_stats, key, episodes: int = 20) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` episodes with the deterministic policy (argmax / mean)."""
+    learner = make_learner(config, env)
+    if env.backend == "jax":
+        fn = _cached(("eval", config, env.id, episodes), lambda: jax.jit(
+            lambda p, s, k: evaluate_jax(learner, env, p, s, k, episodes), compiler_options=FAST))
+        return np.asarray(fn(params, obs_stats, key))
+    return _evaluate_host(learner, env, params, obs_stats, int(jax.random.randint(key, (), 0, 2**31 - 1)), episodes)
+
+
+def evaluate_jax(learner, env, params, obs_stats, key, episodes):
+    k_reset, k_run = jax.random.split(key)
+    obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, episodes))
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def body(carry, k):
+        obs, state, ret, alive = carry
+        actions = greedy_actions(learner, params, policy_input(learner.spec, obs_stats, obs.astype(jnp.float32)))
+        obs, state, reward, done, _ = step(jax.random.split(k, episodes), state, clip_actions(learner.spec, actions, jnp),
+                                           env.default_params)
+        ret = ret + reward * alive
+        return (obs, state, ret, alive * (1.0 - done)), None
+
+    init = (obs, state, jnp.zeros(episodes), jnp.ones(episodes))
+    (_, _, ret, _), _ = jax.lax.scan(body, init, jax.random.split(k_run, env.max_episode_steps))
+    return ret
+
+
+def _evaluate_host(learner, env, params, obs_stats, seed, episodes):
+    venv = env.vector(episodes, seed)
+    obs, _ = venv.reset(seed=seed)
+    greedy = _cached(("greedy", learner.network, learner.spec), lambda: jax.jit(
+        lambda p, o: greedy_actions(learner, p, o), compiler_options=FAST))
+    ret, alive = np.zeros(episodes), np.ones(episodes)
+    try:
+        while alive.any():
+            actions = np.asarray(greedy(params, policy_input(learner.spec, obs_stats, jnp.asarray(obs))))
+            obs, reward, term, trunc, _ = venv.step(clip_actions(learner.spec, actions, np))
+            ret += reward * alive
+            alive *= 1.0 - (term | trunc)
+    finally:
+        venv.close()
+    return ret
