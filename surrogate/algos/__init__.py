@@ -4,7 +4,8 @@ import importlib
 
 from surrogate.errors import ConfigError
 
-ALGOS = {"ppo": "surrogate.algos.ppo"}
+ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "surrogate.algos.tnpg",
+         "vpg": "surrogate.algos.vpg"}
 
 
 def get(name: str):

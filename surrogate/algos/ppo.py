@@ -12,12 +12,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from surrogate._jax_setup import FAST
 from surrogate.core import onpolicy
 from surrogate.core.distributions import make_dist
 from surrogate.core.losses import clipped_surrogate_loss, normalize_advantages, value_loss
 from surrogate.core.networks import ActorCritic, join_params, split_params
-from surrogate.core.onpolicy import Learner, TrainState, UpdateData, positive, prepare
+from surrogate.core.onpolicy import Learner, TrainState, UpdateData, positive, prepare, shuffled_minibatches
 from surrogate.core.rollout import Batch
 from surrogate.errors import ConfigError
 
@@ -156,9 +155,7 @@ def update_minibatch(config: Config, learner: Learner, train: TrainState, mb: Up
 
 def update_epoch(config: Config, learner: Learner, train: TrainState, data: UpdateData, key, part: str = "joint"):
     """One pass over the data in shuffled minibatches (permute and reshape once per epoch)."""
-    n = data.obs.shape[0]
-    perm = jax.random.permutation(key, n)
-    minibatches = jax.tree.map(lambda x: x[perm].reshape(config.num_minibatches, -1, *x.shape[1:]), data)
+    minibatches = shuffled_minibatches(key, data, config.num_minibatches)
     return jax.lax.scan(lambda t, mb: update_minibatch(config, learner, t, mb, part), train, minibatches)
 
 
@@ -181,38 +178,28 @@ def merge_stats(actor_stats, critic_stats):
     return pi_loss, critic_stats[0], entropy, kl, clip_frac
 
 
+def learn_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+    return epochs(config, learner, train, data, key, "critic")
+
+
+def parts(config: Config):
+    """``separate_updates``: the actor's epochs, then the critic's (on host envs the critic's run on the
+    second core during the next rollout); None for the joint update."""
+    return onpolicy.ActorCriticParts(learn_actor, learn_critic, merge_stats) if config.separate_updates else None
+
+
 def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
     """``prepare`` then ``num_epochs`` epochs; returns the new state and mean loss statistics
     ``(pi_loss, v_loss, entropy, approx_kl, clip_frac)``."""
     if config.separate_updates:
-        train, data, actor_stats = learn_actor(config, learner, train, batch, obs_stats, key)
-        train, critic_stats = epochs(config, learner, train, data, key, "critic")
-        return train, merge_stats(actor_stats, critic_stats)
+        return onpolicy.learn_in_parts(parts(config), config, learner, train, batch, obs_stats, key)
     data = prepare(config, learner, train.params, batch, obs_stats)
     return epochs(config, learner, train, data, key)
 
 
-def host_learn(config: Config, learner: Learner):
-    """Host-env update. With ``separate_updates`` the critic's epochs are dispatched asynchronously
-    after the actor's and the actor's parameters are returned for the next rollout at once: the
-    critic trains on the second core while the next rollout runs."""
-    if not config.separate_updates:
-        return None
-    actor = jax.jit(lambda t, b, s, k: learn_actor(config, learner, t, b, s, k), compiler_options=FAST)
-    critic = jax.jit(lambda t, d, k: epochs(config, learner, t, d, k, "critic"), compiler_options=FAST)
-
-    def learn_and_act(train, batch, obs_stats, key):
-        train, data, actor_stats = actor(train, batch, obs_stats, key)
-        acting = train.params
-        train, critic_stats = critic(train, data, key)
-        return train, merge_stats(actor_stats, critic_stats), acting
-
-    return learn_and_act
-
-
 # ----------------------------------------------------------------------------- the drivers, bound to PPO
 
-ALGO = onpolicy.Algorithm("ppo", STATS, make_learner, init_opt_state, learn, host_learn)
+ALGO = onpolicy.Algorithm("ppo", STATS, make_learner, init_opt_state, learn, parts)
 TrainResult = onpolicy.TrainResult
 seed_params = onpolicy.seed_params
 evaluate = onpolicy.evaluate

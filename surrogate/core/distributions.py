@@ -30,6 +30,11 @@ class Categorical(NamedTuple):
     def sample(self, seed):
         return jax.random.categorical(seed, self.logits)
 
+    def kl(self, other: "Categorical"):
+        """``KL(self || other)`` per sample."""
+        logp, logq = jax.nn.log_softmax(self.logits), jax.nn.log_softmax(other.logits)
+        return (jnp.exp(logp) * (logp - logq)).sum(-1)
+
 
 class DiagGaussian(NamedTuple):
     """Independent normals over the last axis, parameterised by mean and log standard deviation."""
@@ -46,6 +51,13 @@ class DiagGaussian(NamedTuple):
 
     def sample(self, seed):
         return self.mean + jnp.exp(self.log_std) * jax.random.normal(seed, self.mean.shape, self.mean.dtype)
+
+    def kl(self, other: "DiagGaussian"):
+        """``KL(self || other)`` per sample: sum over dimensions of
+        ``log(s2 / s1) + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2``."""
+        var_ratio = jnp.exp(2.0 * (self.log_std - other.log_std))
+        z = (self.mean - other.mean) * jnp.exp(-other.log_std)
+        return (0.5 * (var_ratio + z * z - 1.0) - (self.log_std - other.log_std)).sum(-1)
 
 
 def make_dist(dist_params, discrete: bool):

@@ -8,8 +8,8 @@ one update from one rollout. The drivers do the rest:
 * JAX env: the whole run is ``lax.scan`` of ``jax_update`` (rollout + learn) inside one ``jit``,
   vmapped over seeds and sharded across CPU devices.
 * Host (Gymnasium) env: the rollout loop runs in Python with a NumPy policy; ``learn`` is jitted.
-  An algorithm may split it (``Algorithm.host_learn``) so that the part acting does not need
-  (the critic's fit) runs on the second core while the next rollout runs.
+  An algorithm whose update is the actor's step then the critic's fit (``Algorithm.parts``) has
+  the critic's fit run on the second core while the next rollout runs: acting needs only the actor.
 """
 from dataclasses import dataclass
 from functools import partial
@@ -114,9 +114,23 @@ class Algorithm(NamedTuple):
     make_learner: Callable  # (config, env) -> Learner
     init_opt_state: Callable  # (config, learner, params) -> optimiser state
     learn: Callable  # (config, learner, train, batch, obs_stats, key) -> (train, stats)
-    host_learn: Callable | None = None
-    """(config, learner) -> f(train, batch, obs_stats, key) -> (train, stats, acting params), or None for
-    the jitted ``learn``"""
+    parts: Callable | None = None
+    """``config -> ActorCriticParts`` when the update is the actor's step then the critic's fit, else None"""
+
+
+class ActorCriticParts(NamedTuple):
+    """An update split in two: ``learn = learn_critic . learn_actor``, statistics merged."""
+
+    learn_actor: Callable  # (config, learner, train, batch, obs_stats, key) -> (train, UpdateData, actor stats)
+    learn_critic: Callable  # (config, learner, train, UpdateData, key) -> (train, critic stats)
+    merge_stats: Callable  # (actor stats, critic stats) -> stats in stat_names order
+
+
+def learn_in_parts(parts: "ActorCriticParts", config, learner, train, batch, obs_stats, key):
+    """The whole update of an algorithm given in ``ActorCriticParts`` (its ``Algorithm.learn``)."""
+    train, data, actor_stats = parts.learn_actor(config, learner, train, batch, obs_stats, key)
+    train, critic_stats = parts.learn_critic(config, learner, train, data, key)
+    return train, parts.merge_stats(actor_stats, critic_stats)
 
 
 EPISODE_KEYS = ("episode_return_sum", "episode_length_sum", "episode_count")
@@ -196,6 +210,13 @@ def prepare(config, learner: Learner, params, batch: Batch, obs_stats) -> Update
                               config.gamma, config.gae_lambda)
     flat = lambda x: x.reshape(-1, *x.shape[2:])
     return UpdateData(*map(flat, (obs, batch.actions, old_log_probs, values, advantages, targets)))
+
+
+def shuffled_minibatches(key, data, num_minibatches: int):
+    """Every field of ``data`` permuted by one random permutation of its rows and reshaped to
+    ``[num_minibatches, rows // num_minibatches, ...]``, for a ``scan`` over minibatches."""
+    perm = jax.random.permutation(key, jax.tree.leaves(data)[0].shape[0])
+    return jax.tree.map(lambda x: x[perm].reshape(num_minibatches, -1, *x.shape[1:]), data)
 
 
 # ----------------------------------------------------------------------------- JAX-env driver
@@ -305,14 +326,26 @@ def init_host_runner(algo: Algorithm, config, learner: Learner, env, key, venv) 
 
 
 def host_learn_fn(algo: Algorithm, config, learner: Learner):
-    """``f(train, batch, obs_stats, key) -> (train, stats, acting params)`` for host runs: the
-    algorithm's own (``Algorithm.host_learn``, where it returns one) or the jitted ``learn``."""
-    return _cached(("host_learn", algo.name, config), lambda: (
-        algo.host_learn and algo.host_learn(config, learner)) or _jitted_learn(algo, config, learner))
+    """``f(train, batch, obs_stats, key) -> (train, stats, acting params)`` for host runs.
 
+    With ``Algorithm.parts`` the critic's fit is dispatched asynchronously after the actor's step and
+    the actor's parameters are returned for the next rollout at once, so the critic trains on the
+    second core while the next rollout runs. Otherwise the jitted ``learn``."""
+    parts = algo.parts and algo.parts(config)
+    if parts:
+        actor, critic = _cached(("learn_parts", algo.name, config), lambda: (
+            jax.jit(lambda t, b, s, k: parts.learn_actor(config, learner, t, b, s, k), compiler_options=FAST),
+            jax.jit(lambda t, d, k: parts.learn_critic(config, learner, t, d, k), compiler_options=FAST)))
 
-def _jitted_learn(algo: Algorithm, config, learner: Learner):
-    learn = jax.jit(lambda t, b, s, k: algo.learn(config, learner, t, b, s, k), compiler_options=FAST)
+        def learn_then_fit(train, batch, obs_stats, key):
+            train, data, actor_stats = actor(train, batch, obs_stats, key)
+            acting = train.params
+            train, critic_stats = critic(train, data, key)
+            return train, parts.merge_stats(actor_stats, critic_stats), acting
+
+        return learn_then_fit
+    learn = _cached(("learn", algo.name, config), lambda: jax.jit(
+        lambda t, b, s, k: algo.learn(config, learner, t, b, s, k), compiler_options=FAST))
 
     def learn_and_act(train, batch, obs_stats, key):
         train, stats = learn(train, batch, obs_stats, key)

@@ -1,0 +1,17 @@
+"""Truncated natural policy gradient (Kakade 2002; the TNPG of rllab, Duan et al. 2016): TRPO's natural
+step ``sqrt(2 delta / s^T F s) F^-1 g`` from ``cg_iters`` conjugate-gradient iterations, taken without
+the line search. Implemented in ``surrogate.algos.trpo`` (``method="tnpg"``)."""
+from dataclasses import dataclass
+from typing import Literal
+
+from surrogate.algos import trpo
+from surrogate.algos.trpo import ALGO, TrainResult, evaluate, seed_params, state_template, train  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Config(trpo.Config):
+    method: Literal["trpo", "tnpg", "vpg"] = "tnpg"
+
+
+PRESETS = trpo.presets_for(Config)
+__all__ = ["ALGO", "Config", "PRESETS", "TrainResult", "evaluate", "seed_params", "state_template", "train"]

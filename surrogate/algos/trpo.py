@@ -1,0 +1,252 @@
+"""Trust Region Policy Optimization (Schulman et al. 2015) and its family: truncated natural policy
+gradient (TNPG: the same natural step, no line search) and vanilla policy gradient (VPG: REINFORCE
+with a learned baseline, rllab's variant: one Adam step on the surrogate per batch). Advantages by
+GAE (Schulman et al. 2016) with the value function fitted either by Adam regression or by the GAE
+paper's trust-region regression (section 5).
+
+One update: ``prepare`` (GAE on the rollout, shared with PPO) -> ``policy_update`` (the policy step
+of ``config.method``) -> ``fit_value``. The value function that computed the advantages is the one
+from before its fit, as in the GAE paper. The conjugate gradient, Fisher-vector products and line
+search are in ``surrogate.core.trust_region``.
+"""
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from surrogate.core import onpolicy
+from surrogate.core.distributions import make_dist
+from surrogate.core.losses import normalize_advantages
+from surrogate.core.networks import ActorCritic, join_params, split_params
+from surrogate.core.onpolicy import Learner, TrainState, UpdateData, positive, prepare, shuffled_minibatches
+from surrogate.core.rollout import Batch
+from surrogate.core.trust_region import hessian_vector_product, line_search, natural_step
+from surrogate.errors import ConfigError
+
+METHODS = ("trpo", "tnpg", "vpg")
+
+
+@dataclass(frozen=True)
+class Config(onpolicy.OnPolicyConfig):
+    """TRPO/TNPG/VPG hyperparameters. Defaults: the TRPO paper's step (max KL 0.01, 10 CG iterations)
+    on CartPole-v1 with 8 envs x 128 steps per batch; ``PRESETS`` has MuJoCo and SB3-contrib settings."""
+
+    method: Literal["trpo", "tnpg", "vpg"] = "trpo"
+    num_steps: int = 128
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    total_steps: int = 150_000
+    max_kl: float = 0.01
+    """trust-region radius delta on the mean KL(pi_old || pi) (trpo, tnpg)"""
+    cg_iters: int = 10
+    cg_damping: float = 0.1
+    fvp_fraction: float = 1.0
+    """fraction of the batch the Fisher-vector products use (the TRPO paper: 0.1)"""
+    line_search_steps: int = 10
+    backtrack: float = 0.8
+    """line-search shrink factor per step (trpo)"""
+    policy_lr: float = 0.01
+    """Adam step size of the policy (vpg)"""
+    vf_fit: Literal["adam", "trust_region"] = "adam"
+    """value regression: Adam epochs, or the GAE paper's trust-region step (section 5)"""
+    vf_lr: float = 1e-3
+    vf_epochs: int = 5
+    vf_minibatch_size: int = 64
+    vf_max_kl: float = 0.01
+    """trust-region radius epsilon of the value fit: mean (V - V_old)^2 / (2 sigma^2) <= epsilon"""
+
+    def validate(self) -> "Config":
+        super().validate()
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}.")
+        for name in ("max_kl", "cg_iters", "line_search_steps", "policy_lr", "vf_lr", "vf_epochs",
+                     "vf_minibatch_size", "vf_max_kl"):
+            positive(self, name)
+        if self.cg_damping < 0:
+            raise ConfigError(f"cg_damping must be >= 0, got {self.cg_damping!r}.")
+        if not 0.0 < self.fvp_fraction <= 1.0:
+            raise ConfigError(f"fvp_fraction must be in (0, 1], got {self.fvp_fraction!r}.")
+        if not 0.0 < self.backtrack < 1.0:
+            raise ConfigError(f"backtrack must be in (0, 1), got {self.backtrack!r}.")
+        if self.vf_fit == "adam" and self.batch_size % self.vf_minibatch_size:
+            raise ConfigError(
+                f"The batch of num_envs x num_steps = {self.batch_size} steps does not split into value minibatches "
+                f"of {self.vf_minibatch_size}. Choose --vf-minibatch-size dividing {self.batch_size}.")
+        if self.network == "nature_cnn":
+            raise ConfigError(f"{self.method} needs separate policy and value networks; the Nature CNN shares its "
+                              f"torso. Use --network mlp.")
+        return self
+
+
+PRESETS = {
+    "cartpole": Config(),
+    # OpenAI Baselines' trpo_mpi MuJoCo defaults: 1024 steps per batch, max KL 0.01, 10 CG iterations,
+    # damping 0.1, gamma 0.99, lambda 0.98, value: 5 Adam epochs of minibatch 64 at 1e-3; observations
+    # normalised; 64-64 tanh networks.
+    "mujoco": Config(env="Hopper-v5", total_steps=1_000_000, num_envs=1, num_steps=1024, gae_lambda=0.98,
+                     normalize_obs=True),
+    # sb3-contrib 2.9.2 TRPO defaults (the speed benchmark's common ground): 2048 steps, 15 CG
+    # iterations, damping 0.1, line search 10 x 0.8, value: 10 epochs of minibatch 128 at 1e-3.
+    "sb3-contrib": Config(env="Pendulum-v1", total_steps=1_000_000, num_envs=1, num_steps=2048, cg_iters=15,
+                          vf_epochs=10, vf_minibatch_size=128),
+}
+
+STATS = ("surrogate_gain", "kl", "entropy", "backtracks", "value_loss")
+
+
+# ----------------------------------------------------------------------------- learner
+
+
+def make_learner(config: Config, env) -> Learner:
+    """Optimisers: (policy: Adam for vpg, else None; value: Adam, or None for the trust-region fit)."""
+    policy_opt = optax.adam(config.policy_lr) if config.method == "vpg" else None
+    value_opt = optax.adam(config.vf_lr) if config.vf_fit == "adam" else None
+    return onpolicy.make_learner(config, env, (policy_opt, value_opt))
+
+
+def init_opt_state(config: Config, learner: Learner, params):
+    actor, critic = split_params(params)
+    policy_opt, value_opt = learner.optimizer
+    return (policy_opt.init(ravel_pytree(actor)[0]) if policy_opt else (),
+            value_opt.init(critic) if value_opt else ())
+
+
+# ----------------------------------------------------------------------------- policy step
+
+
+def policy_update(config: Config, learner: Learner, actor, critic, opt_state, data: UpdateData):
+    """One policy step of ``config.method`` on the surrogate ``L = mean(pi/pi_old * A)`` (TRPO eq. 14,
+    sample-based); returns ``(actor, opt_state, (surrogate gain, mean KL, entropy, backtracks))``."""
+    flat_old, unravel = ravel_pytree(actor)
+
+    def dist_at(flat, obs):
+        return make_dist(learner.network.apply(join_params(unravel(flat), critic), obs, method=ActorCritic.policy),
+                         learner.discrete)
+
+    adv = normalize_advantages(data.advantages) if config.normalize_advantages else data.advantages
+    old = jax.tree.map(jax.lax.stop_gradient, dist_at(flat_old, data.obs))
+
+    def surrogate(flat):
+        return jnp.mean(jnp.exp(dist_at(flat, data.obs).log_prob(data.actions) - data.old_log_probs) * adv)
+
+    def mean_kl(flat):
+        return old.kl(dist_at(flat, data.obs)).mean()
+
+    grad = jax.grad(surrogate)(flat_old)  # the policy gradient: equal to that of mean(log pi * A) at pi_old
+    backtracks = jnp.zeros((), jnp.int32)
+    if config.method == "vpg":
+        updates, opt_state = learner.optimizer[0].update(-grad, opt_state)
+        flat = flat_old + updates
+    else:
+        stride = max(1, round(1.0 / config.fvp_fraction))
+        sub_obs, sub_old = data.obs[::stride], jax.tree.map(lambda x: x[::stride], old)
+        fvp = hessian_vector_product(lambda f: sub_old.kl(dist_at(f, sub_obs)).mean(), flat_old, config.cg_damping)
+        step = natural_step(grad, fvp, config.max_kl, config.cg_iters).step
+        if config.method == "tnpg":
+            flat = flat_old + step
+        else:
+            found = line_search(lambda f: (surrogate(f), mean_kl(f)), flat_old, step, config.max_kl,
+                                config.backtrack, config.line_search_steps)
+            flat, backtracks = found.x, found.backtracks
+    new = dist_at(flat, data.obs)
+    stats = (surrogate(flat) - surrogate(flat_old), old.kl(new).mean(), new.entropy().mean(),
+             backtracks.astype(jnp.float32))
+    return unravel(flat), opt_state, stats
+
+
+# ----------------------------------------------------------------------------- value fit
+
+
+def fit_value(config: Config, learner: Learner, actor, critic, opt_state, data: UpdateData, key):
+    """Regress V on the TD(lambda) targets; returns ``(critic, opt_state, loss after the fit)``."""
+    def values(c, obs):
+        return learner.network.apply(join_params(actor, c), obs, method=ActorCritic.value)
+
+    def loss(c, obs, targets):
+        return 0.5 * jnp.mean(jnp.square(values(c, obs) - targets))
+
+    if config.vf_fit == "trust_region":
+        critic = value_trust_region_step(config, values, critic, data)
+    else:
+        def minibatch_step(state, mb):
+            c, s = state
+            grads = jax.grad(loss)(c, mb.obs, mb.targets)
+            updates, s = learner.optimizer[1].update(grads, s)
+            return (optax.apply_updates(c, updates), s), None
+
+        def epoch(state, k):
+            mbs = shuffled_minibatches(k, data, data.obs.shape[0] // config.vf_minibatch_size)
+            return jax.lax.scan(minibatch_step, state, mbs)[0], None
+
+        (critic, opt_state), _ = jax.lax.scan(epoch, (critic, opt_state), jax.random.split(key, config.vf_epochs))
+    return critic, opt_state, loss(critic, data.obs, data.targets)
+
+
+def value_trust_region_step(config: Config, values, critic, data: UpdateData):
+    """The GAE paper's value fit (section 5, eq. 29-31): minimise ``mean (V_phi - V_target)^2`` subject to
+    ``mean (V_phi - V_old)^2 / (2 sigma^2) <= epsilon``, ``sigma^2 = mean (V_old - V_target)^2``: one
+    natural step with the Gauss-Newton matrix ``J^T J / N`` (the Hessian of the constraint, i.e. the
+    Fisher information of a Gaussian value model), computed by CG and scaled to the boundary."""
+    flat_old, unravel = ravel_pytree(critic)
+    sigma2 = jnp.maximum(jnp.mean(jnp.square(data.old_values - data.targets)), 1e-8)
+    neg_loss = lambda f: -jnp.mean(jnp.square(values(unravel(f), data.obs) - data.targets))
+    # 0.5 mean (V - V_old)^2 <= epsilon sigma^2 is the constraint in units where its Hessian is J^T J / N
+    half_sq_change = lambda f: 0.5 * jnp.mean(jnp.square(values(unravel(f), data.obs) - data.old_values))
+    fvp = hessian_vector_product(half_sq_change, flat_old, config.cg_damping)
+    step = natural_step(jax.grad(neg_loss)(flat_old), fvp, config.vf_max_kl * sigma2, config.cg_iters).step
+    return unravel(flat_old + step)
+
+
+# ----------------------------------------------------------------------------- one update
+
+
+def learn_actor(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
+    """GAE with the current value function, then the policy step."""
+    data = prepare(config, learner, train.params, batch, obs_stats)
+    actor, critic = split_params(train.params)
+    actor, policy_opt, stats = policy_update(config, learner, actor, critic, train.opt_state[0], data)
+    return TrainState(join_params(actor, critic), (policy_opt, train.opt_state[1])), data, stats
+
+
+def learn_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+    actor, critic = split_params(train.params)
+    critic, value_opt, v_loss = fit_value(config, learner, actor, critic, train.opt_state[1], data, key)
+    return TrainState(join_params(actor, critic), (train.opt_state[0], value_opt)), (v_loss,)
+
+
+def merge_stats(policy_stats, value_stats):
+    return (*policy_stats, *value_stats)
+
+
+PARTS = onpolicy.ActorCriticParts(learn_actor, learn_critic, merge_stats)
+
+
+def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
+    """One update; statistics ``STATS``. On host envs the value fit overlaps the next rollout."""
+    return onpolicy.learn_in_parts(PARTS, config, learner, train, batch, obs_stats, key)
+
+
+# ----------------------------------------------------------------------------- the drivers, bound to this family
+
+ALGO = onpolicy.Algorithm("trpo", STATS, make_learner, init_opt_state, learn, lambda config: PARTS)
+TrainResult = onpolicy.TrainResult
+seed_params = onpolicy.seed_params
+evaluate = onpolicy.evaluate
+
+
+def train(config: Config, env, key, **kwargs) -> TrainResult:
+    """Train ``config.method``; see ``surrogate.core.onpolicy.train`` for the keyword arguments."""
+    return onpolicy.train(ALGO, config, env, key, **kwargs)
+
+
+def state_template(config: Config, env, key, seeds: int):
+    return onpolicy.state_template(ALGO, config, env, key, seeds)
+
+
+def presets_for(config_class) -> dict:
+    """``PRESETS`` re-made with ``config_class`` (the tnpg and vpg modules' defaults of ``method``)."""
+    return {name: config_class(**{**dataclasses.asdict(p), "method": config_class.method}) for name, p in PRESETS.items()}

@@ -1,0 +1,17 @@
+"""Vanilla policy gradient: REINFORCE with a learned baseline (Williams 1992), rllab's VPG (Duan et al.
+2016): one Adam step per batch on ``mean(log pi(a|s) A)`` with GAE advantages. Implemented in
+``surrogate.algos.trpo`` (``method="vpg"``)."""
+from dataclasses import dataclass
+from typing import Literal
+
+from surrogate.algos import trpo
+from surrogate.algos.trpo import ALGO, TrainResult, evaluate, seed_params, state_template, train  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Config(trpo.Config):
+    method: Literal["trpo", "tnpg", "vpg"] = "vpg"
+
+
+PRESETS = trpo.presets_for(Config)
+__all__ = ["ALGO", "Config", "PRESETS", "TrainResult", "evaluate", "seed_params", "state_template", "train"]
