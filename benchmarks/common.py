@@ -46,3 +46,18 @@ def write_result(path: Path, figures: dict, extra_versions: dict | None = None) 
                machine=machine(), versions=versions(extra_versions))
     atomic_write(Path(path), (json.dumps(out, indent=2) + "\n").encode())
     return out
+
+
+def last_json(stdout: str) -> dict:
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON line in output")
+
+
+def run_json(cmd: list, env: dict, what: str) -> dict:
+    """Run ``cmd`` (from the repository root) and return the last JSON line it printed."""
+    proc = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, cwd=RESULTS.parent.parent)
+    if proc.returncode:
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return last_json(proc.stdout)

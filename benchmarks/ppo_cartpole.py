@@ -75,7 +75,7 @@ import surrogate  # noqa: E402,F401  (sets XLA flags before jax)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from common import RESULTS, write_result  # noqa: E402
+from common import RESULTS, last_json, run_json, write_result  # noqa: E402
 
 from surrogate import envs  # noqa: E402
 from surrogate.algos import ppo  # noqa: E402
@@ -149,20 +149,6 @@ def env_for(ours: bool, **extra) -> dict:
         e.pop("JAX_COMPILATION_CACHE_DIR", None)
     e.update({k: str(v) for k, v in extra.items()})
     return e
-
-
-def last_json(stdout: str) -> dict:
-    for line in reversed(stdout.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise ValueError("no JSON line in output")
-
-
-def run_json(cmd: list, env: dict, what: str) -> dict:
-    proc = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True, cwd=HERE.parent)
-    if proc.returncode:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return last_json(proc.stdout)
 
 
 def timed_launch(cmd: list, env: dict, what: str) -> dict:

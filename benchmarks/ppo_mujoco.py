@@ -16,18 +16,15 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import surrogate  # noqa: E402,F401  (sets XLA flags before jax)
-import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from common import RESULTS, write_result  # noqa: E402
+from mujoco_common import raw_rate, run_one, training_rate  # noqa: E402
 
-from surrogate import envs  # noqa: E402
 from surrogate.algos import ppo  # noqa: E402
-from surrogate.run import episode_curve  # noqa: E402
 
 # CleanRL ppo_continuous_action, v4 tasks, 1M steps, 3 seeds (../shared/paper-tables.md).
 CLEANRL = {"HalfCheetah": (1443, 46), "Hopper": (2383, 272), "Walker2d": (2288, 572)}
@@ -37,73 +34,12 @@ OUT = RESULTS / NAME
 OVERRIDES = {}  # changes to the mujoco preset (--separate-updates)
 
 
-def last_100_mean(history):
-    """Mean return of the last 100 training episodes (the PPO paper's Table 1 metric), approximated by
-    the per-update means weighted by their episode counts over the final updates holding >= 100 episodes."""
-    ret, cnt = history["episode_return_sum"][0], history["episode_count"][0]
-    total, n = 0.0, 0
-    for r, c in zip(ret[::-1], cnt[::-1]):
-        total, n = total + r, n + c
-        if n >= 100:
-            break
-    return float(total / max(n, 1))
-
-
-def run_one(task: str, seed: int, total_steps: int):
-    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=total_steps, **OVERRIDES)
-    env = envs.make(task)
-    t = time.perf_counter()
-    result = ppo.train(config, env, jax.random.PRNGKey(seed))
-    wall = time.perf_counter() - t
-    params, stats = ppo.seed_params(result, 0)
-    ev = ppo.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 + seed), 10)
-    curve = episode_curve(result.history)[0]
-    fig = {"task": task, "seed": seed, "total_steps": config.num_updates * config.batch_size,
-           "final_return_last100_train_episodes": last_100_mean(result.history),
-           "final_eval_return_10ep_deterministic": float(np.mean(ev)), "wall_s": round(wall, 1),
-           "curve_every_10_updates": [None if not np.isfinite(x) else round(float(x), 1) for x in curve[::10]],
-           "config": dataclasses.asdict(config)}
-    write_result(OUT / f"{task}-seed{seed}.json", fig)
-    print(f"{task} seed {seed}: last-100 {fig['final_return_last100_train_episodes']:.0f}, "
-          f"eval {fig['final_eval_return_10ep_deterministic']:.0f}, {wall:.0f}s", flush=True)
-
-
-def raw_rate(task: str, steps: int = 20_000) -> float:
-    """Single Gymnasium env, random actions, resets included: the reference step rate."""
-    import gymnasium as gym
-
-    env = gym.make(task)
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    acts = [env.action_space.sample() for _ in range(1000)]
-    t = time.perf_counter()
-    for i in range(steps):
-        _, _, term, trunc, _ = env.step(acts[i % 1000])
-        if term or trunc:
-            env.reset()
-    return steps / (time.perf_counter() - t)
-
-
 def speed(task: str, updates: int = 20) -> dict:
-    """Training steps/s (rollout + update, compile and set-up excluded) against the raw env rate, same
-    process: the time of a run of ``1 + updates`` updates minus that of a 1-update run (both after a
-    first run that compiles), so the updates are timed as they run in training, in one chunk (with
-    ``separate_updates`` the critic's epochs overlap the next rollout; a per-update checkpoint would
-    wait for them)."""
-    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=(updates + 1) * 2048, **OVERRIDES)
-    env = envs.make(task)
-    key = jax.random.PRNGKey(0)
+    """Training steps/s against the raw env rate (measured before and after), same process."""
+    config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, **OVERRIDES)
     raw_before = raw_rate(task)
-    ppo.train(config, env, key, until=1)  # compiles
-    t = time.perf_counter()
-    ppo.train(config, env, key, until=1)
-    one = time.perf_counter() - t
-    t = time.perf_counter()
-    ppo.train(config, env, key)
-    many = time.perf_counter() - t
-    raw_after = raw_rate(task)
-    train_sps = updates * config.batch_size / (many - one)
-    raw = (raw_before + raw_after) / 2
+    train_sps = training_rate(ppo, config, updates)
+    raw = (raw_before + raw_rate(task)) / 2
     return {"train_sps": round(train_sps), "raw_env_sps": round(raw), "fraction_of_raw": round(train_sps / raw, 3)}
 
 
@@ -161,7 +97,8 @@ def main():
             for seed in a.seeds:
                 if a.skip_done and (OUT / f"{task}-seed{seed}.json").is_file():
                     continue
-                run_one(task, seed, a.total_steps)
+                config = dataclasses.replace(ppo.PRESETS["mujoco"], env=task, total_steps=a.total_steps, **OVERRIDES)
+                run_one(ppo, config, seed, OUT / f"{task}-seed{seed}.json")
     summarize(speed_figures)
 
 

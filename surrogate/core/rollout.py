@@ -99,11 +99,10 @@ def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params,
     num_envs = carry.obs.shape[0]
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def one_step(carry: EnvCarry, key):
-        k_act, k_env = jax.random.split(key)
+    def one_step(carry: EnvCarry, keys):
+        k_act, k_env = keys
         actions = sample_fn(params, policy_input(spec, carry.obs_stats, carry.obs), k_act)
-        obs, env_state, reward, done, info = step(jax.random.split(k_env, num_envs), carry.env_state,
-                                                  clip_actions(spec, actions, jnp), env_params)
+        obs, env_state, reward, done, info = step(k_env, carry.env_state, clip_actions(spec, actions, jnp), env_params)
         done_f = done.astype(jnp.float32)
         ep_ret, ep_len = carry.episode_return + reward, carry.episode_length + 1
         finished = EpisodeStats((ep_ret * done_f).sum(), (ep_len * done_f).sum(), done_f.sum())
@@ -112,7 +111,10 @@ def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params,
         out = Batch(carry.obs, actions, reward, info["terminated"], done, info["final_observation"])
         return new, (out, finished)
 
-    carry, (batch, finished) = jax.lax.scan(one_step, carry, jax.random.split(key, spec.num_steps))
+    # every key of the rollout split up front: two batched threefry calls instead of two per step
+    k_act, k_env = jax.random.split(key)
+    keys = (jax.random.split(k_act, spec.num_steps), jax.random.split(k_env, (spec.num_steps, num_envs)))
+    carry, (batch, finished) = jax.lax.scan(one_step, carry, keys)
     carry, batch = finish_rollout(spec, carry, batch, jnp)
     return carry, batch, jax.tree.map(lambda x: x.sum(), finished)
 

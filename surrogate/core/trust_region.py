@@ -47,6 +47,20 @@ def hessian_vector_product(f: Callable, x, damping: float = 0.0):
     return lambda v: hvp(v) + damping * v
 
 
+def fisher_vector_product(outputs_fn: Callable, x, kl_of_outputs: Callable, damping: float = 0.0):
+    """``v -> (F + damping I) v`` with ``F`` the Hessian at ``x`` of ``kl_of_outputs(outputs_fn(x))``, a KL
+    from fixed old outputs (distribution parameters, or values for the GAE value fit) that is minimal,
+    zero, at ``x``. There the Hessian is ``J^T H_z J`` exactly (the term with the KL's gradient in ``z``
+    vanishes): ``J v`` by a forward-mode pass, ``H_z`` by forward-over-reverse autodiff of the KL in the
+    outputs ``z`` (per-sample, cheap), ``J^T`` by the transposed pass. Each product costs about one
+    gradient; forward-over-reverse through the network (``hessian_vector_product``) costs about two.
+    Pearlmutter 1994; Martens 2014 (generalised Gauss-Newton)."""
+    z, jvp = jax.linearize(outputs_fn, x)
+    vjp = jax.linear_transpose(jvp, x)
+    _, hz = jax.linearize(jax.grad(kl_of_outputs), z)
+    return lambda v: vjp(hz(jvp(v)))[0] + damping * v
+
+
 class NaturalStep(NamedTuple):
     step: jax.Array  # the full step, on the quadratic model's KL boundary
     expected_gain: jax.Array  # g . step: the first-order improvement of the objective
