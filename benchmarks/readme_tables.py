@@ -69,7 +69,58 @@ def ppo_cartpole() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"ppo_mujoco": ppo_mujoco, "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
+def trpo_mujoco() -> str:
+    d = _load("trpo_mujoco")
+    if not d:
+        return "_not measured yet: run `python benchmarks/trpo_mujoco.py`_"
+    rows = ["| task (1M steps) | TRPO, ours | PPO, ours | TRPO, Henderson et al. 2018 (2M steps) |", "|---|---|---|---|"]
+    for name in ("Hopper", "HalfCheetah", "Walker2d"):
+        if f"{name}_trpo_return_mean" in d:
+            ppo = d.get(f"{name}_ppo_return_mean")
+            ref = d.get(f"{name}_henderson2018_trpo_2M")
+            rows.append(f"| {name}-v5 | {d[f'{name}_trpo_return_mean']:.0f} ± {d[f'{name}_trpo_return_std']:.0f} "
+                        f"({d[f'{name}_trpo_seeds']} seeds) | {'-' if ppo is None else f'{ppo:.0f}'} "
+                        f"({d[f'{name}_ppo_seeds']} seeds) | {'n/a' if ref is None else ref} |")
+    rows.append(f"\n_{d['date']}, `{d['command']}`, {d['machine']['cores']} cores {d['machine']['cpu']}_")
+    return "\n".join(rows)
+
+
+def trpo_speed() -> str:
+    d = _load("trpo_speed")
+    if not d:
+        return "_not measured yet: run `python benchmarks/trpo_speed.py`_"
+    rows = ["| figure | ours | sb3-contrib 2.9.2 | ratio | target |", "|---|---|---|---|---|",
+            f"| Pendulum-v1 steps/s (ours: JAX backend) | {d['ours_pendulum_jax_sps']:,.0f} | {d['sb3c_pendulum_sps']:,.0f} "
+            f"| {d['speedup_vs_sb3c_jax']:.1f}× | ≥ 20× |",
+            f"| Hopper-v5 steps/s (host backend) | {d['ours_hopper_host_sps']:,.0f} | {d['sb3c_hopper_sps']:,.0f} "
+            f"| {d['speedup_vs_sb3c_host']:.1f}× | ≥ 2.5× |",
+            f"| Hopper-v5 training rate / raw env rate ({d['raw_hopper_sps']:,.0f} steps/s) | "
+            f"{d['host_fraction_of_raw']:.0%} | {d['sb3c_hopper_fraction_of_raw']:.0%} | | ≥ 70% |",
+            f"\n_{d['date']}, `{d['command']}`, {d['machine']['cores']} cores {d['machine']['cpu']}_"]
+    return "\n".join(rows)
+
+
+def gae_lambda() -> str:
+    d = _load("gae_lambda")
+    if not d:
+        return "_not measured yet: run `python benchmarks/gae_lambda.py`_"
+    lambdas = [0.0, 0.9, 0.96, 0.99, 1.0]
+    rows = ["| task | value fit | " + " | ".join(f"λ = {x}" for x in lambdas) + " | fastest |",
+            "|---|---|" + "---|" * (len(lambdas) + 1)]
+    for task, r in d["results"].items():
+        for fit in ("adam", "trust_region"):
+            auc = [r.get(f"{fit}/{x}", {}).get("auc_mean_return") for x in lambdas]
+            seeds = max((r[f"{fit}/{x}"]["seeds"] for x in lambdas if f"{fit}/{x}" in r), default=0)
+            if not seeds:
+                continue
+            best = lambdas[max((i for i in range(len(lambdas)) if auc[i] is not None), key=lambda i: auc[i])]
+            rows.append(f"| {task} ({seeds} seeds) | {fit} | " + " | ".join("-" if a is None else f"{a:.0f}" for a in auc)
+                        + f" | λ = {best} |")
+    rows.append(f"\n_{d['date']}, `{d['command']}`, {d['machine']['cores']} cores {d['machine']['cpu']}_")
+    return "\n".join(rows)
+
+
+TABLES = {"trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda,"ppo_mujoco": ppo_mujoco, "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
           "ppo_cartpole": ppo_cartpole}
 
 
