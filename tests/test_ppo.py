@@ -61,7 +61,7 @@ def test_first_epoch_starts_at_ratio_one_and_kl_stays_small(cartpole):
     from surrogate.core.rollout import jax_rollout
 
     carry, batch, _ = jax_rollout(learner.spec, cartpole, cartpole.default_params, sample, runner.train.params,
-                                  runner.env, jax.random.PRNGKey(4))
+                                  runner.env, jax.random.PRNGKey(4), True)
     data = ppo.prepare(cfg, learner, runner.train.params, batch, carry.obs_stats)
     _, (pi_loss, v_loss, ent, kl, clip_frac) = ppo.loss_fn(runner.train.params, cfg, learner, data)
     assert float(kl) == pytest.approx(0.0, abs=1e-7) and float(clip_frac) == 0.0
@@ -106,7 +106,7 @@ def test_separate_updates_equal_joint_updates_without_gradient_clipping(cartpole
         runner = ppo.init_runner(cfg, learner, cartpole, jax.random.PRNGKey(3))
         sample = lambda p, o, k: onpolicy.sample_actions(learner, p, o, k)
         carry, batch, _ = jax_rollout(learner.spec, cartpole, cartpole.default_params, sample, runner.train.params,
-                                      runner.env, jax.random.PRNGKey(4))
+                                      runner.env, jax.random.PRNGKey(4), True)
         out[cfg.separate_updates] = ppo.learn(cfg, learner, runner.train, batch, carry.obs_stats, jax.random.PRNGKey(5))
         if cfg.separate_updates:  # the host path's two programs (actor, then critic) give the same
             t, data, a_stats = ppo.learn_actor(cfg, learner, runner.train, batch, carry.obs_stats, jax.random.PRNGKey(5))

@@ -95,7 +95,7 @@ def cartpole_batch():
     runner = onpolicy.init_runner(trpo.ALGO, cfg, learner, env, jax.random.PRNGKey(0))
     sample = lambda p, o, k: onpolicy.sample_actions(learner, p, o, k)
     carry, batch, _ = jax.jit(lambda r: onpolicy.jax_rollout(learner.spec, env, env.default_params, sample,
-                                                             r.train.params, r.env, jax.random.PRNGKey(1)))(runner)
+                                                             r.train.params, r.env, jax.random.PRNGKey(1), True))(runner)
     return env, cfg, runner, batch, carry.obs_stats
 
 

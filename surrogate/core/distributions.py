@@ -74,15 +74,20 @@ def mode(dist_params, discrete: bool):
     return dist_params[0]
 
 
-def draw_noise(rng: np.random.Generator, dist_params, discrete: bool, num_steps: int):
-    """The noise for ``num_steps`` samples of the shape of ``dist_params``, drawn in one call:
-    standard Gumbel (for Gumbel-max over logits) or standard normal."""
-    shape = (num_steps, *(dist_params.shape if discrete else dist_params[0].shape))
+def draw_noise(rng: np.random.Generator, shape, discrete: bool):
+    """NumPy noise of ``shape`` for ``sample_with_noise``: standard Gumbel (Gumbel-max over logits) or
+    standard normal; drawn for a whole rollout in one call."""
     return rng.gumbel(size=shape).astype(np.float32) if discrete else rng.standard_normal(shape, np.float32)
 
 
-def sample_numpy(dist_params, noise, discrete: bool):
-    """Sample from NumPy parameters with pre-drawn ``noise``: logits (Gumbel-max) or ``(mean, std)``."""
+def draw_noise_jax(key, shape, discrete: bool):
+    """``draw_noise`` in JAX: one batched draw for a whole rollout instead of one per step."""
+    return jax.random.gumbel(key, shape) if discrete else jax.random.normal(key, shape)
+
+
+def sample_with_noise(dist_params, noise, discrete: bool):
+    """A sample given pre-drawn ``noise``: ``argmax(logits + gumbel)`` or ``mean + std * normal``, with
+    ``dist_params`` the logits or ``(mean, std)``; NumPy or JAX arrays."""
     if discrete:
         return (dist_params + noise).argmax(-1)
     mean, std = dist_params

@@ -21,7 +21,7 @@ import numpy as np
 
 from surrogate._jax_setup import FAST, RUN_ONCE
 from surrogate.core.advantages import gae
-from surrogate.core.distributions import draw_noise, make_dist, mode, sample_numpy
+from surrogate.core.distributions import draw_noise, draw_noise_jax, make_dist, mode, sample_with_noise
 from surrogate.core.networks import ActorCritic, numpy_policy, split_params
 from surrogate.core.rollout import (Batch, EnvCarry, RolloutSpec, clip_actions, host_rollout, init_carry, jax_rollout,
                                     policy_input)
@@ -169,9 +169,11 @@ def init_train_state(algo: Algorithm, config, learner: Learner, obs_shape, key) 
     return TrainState(params, algo.init_opt_state(config, learner, params))
 
 
-def sample_actions(learner: Learner, params, obs, key):
-    dist_params = learner.network.apply(params, obs, method=ActorCritic.policy)
-    return make_dist(dist_params, learner.discrete).sample(seed=key)
+def sample_actions(learner: Learner, params, obs, noise):
+    """Actions for ``obs`` given pre-drawn ``noise`` (``draw_noise``/``draw_noise_jax`` of shape
+    ``[..., action_dim]``): Gumbel-max for categorical policies, ``mean + std * noise`` for Gaussian ones."""
+    out = learner.network.apply(params, obs, method=ActorCritic.policy)
+    return sample_with_noise(out if learner.discrete else (out[0], jnp.exp(out[1])), noise, learner.discrete)
 
 
 def greedy_actions(learner: Learner, params, obs):
@@ -232,9 +234,9 @@ def init_runner(algo: Algorithm, config, learner: Learner, env, key) -> RunnerSt
 def jax_update(algo: Algorithm, config, learner: Learner, env, runner: RunnerState):
     """Rollout + learn for one seed; the body of the training ``scan``."""
     key, k_roll, k_learn = jax.random.split(runner.key, 3)
-    sample = lambda params, obs, k: sample_actions(learner, params, obs, k)
+    sample = lambda params, obs, noise: sample_actions(learner, params, obs, noise)
     carry, batch, episodes = jax_rollout(learner.spec, env, env.default_params, sample, runner.train.params,
-                                         runner.env, k_roll)
+                                         runner.env, k_roll, learner.discrete)
     train, stats = algo.learn(config, learner, runner.train, batch, carry.obs_stats, k_learn)
     return RunnerState(train, carry, key, runner.update + 1), metrics_dict(algo, episodes, stats)
 
@@ -282,28 +284,22 @@ class SeedSharded(NamedTuple):
 
 
 def host_sampler(config, learner: Learner, params, rng: np.random.Generator):
-    """Action sampler for host rollouts: NumPy for MLPs (no jit dispatch per step; the noise for the
-    whole rollout is drawn at once), jitted for CNNs."""
+    """Action sampler for host rollouts: NumPy for MLPs (no jit dispatch per step), jitted for CNNs; the
+    noise for the whole rollout is drawn at once, on the first call."""
     if learner.network.network == "mlp":  # fetch only the actor: the critic may still be training
         forward = numpy_policy(jax.device_get({"params": split_params(params)[0]}), config.activation, learner.discrete)
-        noise = None
-
-        def act_numpy(obs):
-            nonlocal noise
-            dist_params = forward(obs)
-            if noise is None:
-                noise = iter(draw_noise(rng, dist_params, learner.discrete, config.num_steps))
-            return sample_numpy(dist_params, next(noise), learner.discrete)
-
-        return act_numpy
-    sample = _cached(("sampler", learner), lambda: jax.jit(lambda p, o, k: sample_actions(learner, p, o, k),
-                                                           compiler_options=FAST))
-    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+        sample = lambda obs, z: sample_with_noise(forward(obs), z, learner.discrete)
+    else:
+        jitted = _cached(("sampler", learner), lambda: jax.jit(lambda p, o, z: sample_actions(learner, p, o, z),
+                                                               compiler_options=FAST))
+        sample = lambda obs, z: np.asarray(jitted(params, obs, z))
+    noise = None
 
     def act(obs):
-        nonlocal key
-        key, k = jax.random.split(key)
-        return np.asarray(sample(params, obs, k))
+        nonlocal noise
+        if noise is None:
+            noise = iter(draw_noise(rng, (config.num_steps, obs.shape[0], learner.network.action_dim), learner.discrete))
+        return sample(obs, next(noise))
 
     return act
 

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from surrogate.core.distributions import draw_noise_jax
 from surrogate.core.normalize import (
     RunningStats,
     ReturnNormState,
@@ -90,19 +91,21 @@ def finish_rollout(spec: RolloutSpec, carry: EnvCarry, batch: Batch, xp):
     return carry, batch
 
 
-def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params, carry: EnvCarry, key):
+def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params, carry: EnvCarry, key, discrete: bool):
     """``spec.num_steps`` steps of ``vmap(env.step)`` in a ``lax.scan``.
 
-    ``sample_fn(params, obs, key) -> actions`` sees normalised observations.
+    ``sample_fn(params, obs, noise) -> actions`` sees normalised observations and the step's slice of
+    noise drawn for the whole rollout up front (``draw_noise_jax``: Gumbel if ``discrete``, else normal).
     Returns ``(carry, Batch, EpisodeStats summed over the rollout)``.
     """
     num_envs = carry.obs.shape[0]
-    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    step = jax.vmap(env.step_to, in_axes=(0, 0, 0, 0, None))
 
-    def one_step(carry: EnvCarry, keys):
-        k_act, k_env = keys
-        actions = sample_fn(params, policy_input(spec, carry.obs_stats, carry.obs), k_act)
-        obs, env_state, reward, done, info = step(k_env, carry.env_state, clip_actions(spec, actions, jnp), env_params)
+    def one_step(carry: EnvCarry, inputs):
+        noise, k_env, reset = inputs
+        actions = sample_fn(params, policy_input(spec, carry.obs_stats, carry.obs), noise)
+        obs, env_state, reward, done, info = step(k_env, carry.env_state, clip_actions(spec, actions, jnp), reset,
+                                                  env_params)
         done_f = done.astype(jnp.float32)
         ep_ret, ep_len = carry.episode_return + reward, carry.episode_length + 1
         finished = EpisodeStats((ep_ret * done_f).sum(), (ep_len * done_f).sum(), done_f.sum())
@@ -111,10 +114,14 @@ def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params,
         out = Batch(carry.obs, actions, reward, info["terminated"], done, info["final_observation"])
         return new, (out, finished)
 
-    # every key of the rollout split up front: two batched threefry calls instead of two per step
-    k_act, k_env = jax.random.split(key)
-    keys = (jax.random.split(k_act, spec.num_steps), jax.random.split(k_env, (spec.num_steps, num_envs)))
-    carry, (batch, finished) = jax.lax.scan(one_step, carry, keys)
+    # the rollout's randomness drawn up front, in batched calls instead of several threefry calls per step:
+    # the action noise, the step keys, and the state each step would reset to if its episode ended
+    k_act, k_env, k_reset = jax.random.split(key, 3)
+    noise = draw_noise_jax(k_act, (spec.num_steps, num_envs, env.action_dim), discrete)
+    resets = jax.vmap(jax.vmap(env.reset, in_axes=(0, None)), in_axes=(0, None))(
+        jax.random.split(k_reset, (spec.num_steps, num_envs)), env_params)
+    inputs = (noise, jax.random.split(k_env, (spec.num_steps, num_envs)), resets)
+    carry, (batch, finished) = jax.lax.scan(one_step, carry, inputs)
     carry, batch = finish_rollout(spec, carry, batch, jnp)
     return carry, batch, jax.tree.map(lambda x: x.sum(), finished)
 

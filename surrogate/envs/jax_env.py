@@ -34,6 +34,7 @@ for _name in ("seaborn", "matplotlib.pyplot"):
     _defer(_name)
 
 import gymnax  # noqa: E402
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnax.environments import spaces  # noqa: E402
@@ -54,6 +55,19 @@ class JaxEnv:
         obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
         done = jnp.logical_or(terminated, truncated)
         info = {"terminated": terminated, "truncated": truncated, "final_observation": info["final_observation"]}
+        return obs, state, reward.astype(jnp.float32), done, info
+
+    def step_to(self, key, state, action, reset, params=None):
+        """``step`` with the auto-reset going to ``reset = (obs, state)``, drawn beforehand (for a whole
+        rollout at once: ``reset`` of a batch of keys) instead of by a ``reset`` inside every step;
+        the same transition distribution as gymnax's ``step``, two fewer threefry calls per step."""
+        params = self.default_params if params is None else params
+        obs_st, state_st, reward, terminated, _ = self.env.step_env(key, state, action, params)
+        truncated = self.env.is_truncated(state_st, params)
+        done = jnp.logical_or(terminated, truncated)
+        pick = lambda reset_leaf, step_leaf: jax.lax.select(done, reset_leaf, step_leaf)
+        obs, state = jax.tree.map(pick, reset[0], obs_st), jax.tree.map(pick, reset[1], state_st)
+        info = {"terminated": terminated, "truncated": truncated, "final_observation": obs_st}
         return obs, state, reward.astype(jnp.float32), done, info
 
     def observation_space(self, params=None):
