@@ -88,4 +88,6 @@ def test_cli_trains_tnpg_and_rejects_bad_hyperparameters(tmp_path, capsys, monke
         assert cli.main(["train", "trpo", "--name", "bad", *small, *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+    assert cli.main(["train", "vpg", "--name", "bad", *small, "--method", "trpo"]) == 2
+    assert "run `surrogate train trpo`" in capsys.readouterr().err
     assert not (tmp_path / "runs" / "bad").exists()

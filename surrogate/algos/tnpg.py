@@ -5,12 +5,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from surrogate.algos import trpo
+from surrogate.errors import ConfigError
 from surrogate.algos.trpo import ALGO, TrainResult, evaluate, seed_params, state_template, train  # noqa: F401
 
 
 @dataclass(frozen=True)
 class Config(trpo.Config):
     method: Literal["trpo", "tnpg", "vpg"] = "tnpg"
+
+    def validate(self) -> "Config":
+        if self.method != "tnpg":
+            raise ConfigError(f"`surrogate train tnpg` runs method tnpg; for {self.method} run "
+                              f"`surrogate train {self.method}`.")
+        return super().validate()
 
 
 PRESETS = trpo.presets_for(Config)

@@ -57,8 +57,9 @@ class Config(onpolicy.OnPolicyConfig):
     vf_lr: float = 1e-3
     vf_epochs: int = 10
     vf_minibatch_size: int = 64
-    vf_max_kl: float = 0.01
-    """trust-region radius epsilon of the value fit: mean (V - V_old)^2 / (2 sigma^2) <= epsilon"""
+    vf_max_kl: float = 0.1
+    """trust-region radius epsilon of the value fit: mean (V - V_old)^2 / (2 sigma^2) <= epsilon (the paper's
+    value is not published; on CartPole, 8 seeds, 0.01 learned slower than 0.1 at every lambda)"""
 
     def validate(self) -> "Config":
         super().validate()
