@@ -39,6 +39,10 @@ bench-peers: $(PEERS)/.installed
 bench: install bench-peers
 	$(PY) benchmarks/ppo_cartpole.py --peers-python $(PEERS)/bin/python
 	$(PY) benchmarks/ppo_mujoco.py
+	$(PY) benchmarks/trpo_speed.py --peers-python $(PEERS)/bin/python
+	$(PY) benchmarks/trpo_mujoco.py
+	$(PY) benchmarks/gae_lambda.py
+	$(PY) benchmarks/readme_tables.py
 
 clean:
 	rm -rf $(VENV) $(PEERS) runs
