@@ -66,3 +66,23 @@ def test_distributions_match_scipy_closed_forms():
     np.testing.assert_allclose(draws.std(0), np.exp(log_std), rtol=0.05)
     counts = np.bincount(np.asarray(jax.vmap(lambda k: cat.sample(k))(keys))[:, 0], minlength=4) / 20000
     np.testing.assert_allclose(counts, p[0], atol=0.02)
+
+
+def test_kl_divergences_match_scipy_and_monte_carlo():
+    from scipy import stats
+
+    from surrogate.core.distributions import Categorical, DiagGaussian
+
+    rng = np.random.default_rng(4)
+    lp, lq = rng.normal(size=(2, 6, 5)).astype(np.float32)
+    p, q = (np.exp(x) / np.exp(x).sum(-1, keepdims=True) for x in (lp, lq))
+    kl = Categorical(jnp.asarray(lp)).kl(Categorical(jnp.asarray(lq)))
+    np.testing.assert_allclose(kl, stats.entropy(p, q, axis=-1), rtol=1e-4)
+    m1, m2 = rng.normal(size=(2, 6, 3)).astype(np.float32)
+    s1, s2 = (0.5 * rng.normal(size=(6, 3))).astype(np.float32), (0.5 * rng.normal(size=(6, 3))).astype(np.float32)
+    g1, g2 = DiagGaussian(jnp.asarray(m1), jnp.asarray(s1)), DiagGaussian(jnp.asarray(m2), jnp.asarray(s2))
+    # Monte Carlo: E_{x ~ g1}[log g1(x) - log g2(x)]
+    x = m1 + np.exp(s1) * rng.normal(size=(200_000, 6, 3)).astype(np.float32)
+    mc = (stats.norm.logpdf(x, m1, np.exp(s1)) - stats.norm.logpdf(x, m2, np.exp(s2))).sum(-1).mean(0)
+    np.testing.assert_allclose(g1.kl(g2), mc, rtol=0.03, atol=0.01)
+    np.testing.assert_allclose(g1.kl(g1), 0.0, atol=1e-6)
