@@ -91,3 +91,17 @@ def test_cli_trains_tnpg_and_rejects_bad_hyperparameters(tmp_path, capsys, monke
     assert cli.main(["train", "vpg", "--name", "bad", *small, "--method", "trpo"]) == 2
     assert "run `surrogate train trpo`" in capsys.readouterr().err
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+@pytest.mark.parametrize("method, vf_fit", [("trpo", "trust_region"), ("vpg", "adam")])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, method, vf_fit):
+    """Checkpoints carry the family's optimiser states (none, Adam for the policy or the value function)."""
+    from surrogate import run
+
+    cfg = algos.get(method).Config(num_envs=4, num_steps=64, total_steps=256 * 6, vf_fit=vf_fit)
+    full = run.train_in_dir(tmp_path / "full", method, cfg, seeds=2, checkpoint_every=2)
+    run.train_in_dir(tmp_path / "cut", method, cfg, seeds=2, checkpoint_every=2, stop_after=4)
+    resumed = run.train_in_dir(tmp_path / "cut", resume=True)
+    for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert (tmp_path / "cut" / "metrics.csv").read_text() == (tmp_path / "full" / "metrics.csv").read_text()
