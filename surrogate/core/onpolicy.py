@@ -21,7 +21,7 @@ import numpy as np
 
 from surrogate._jax_setup import FAST, RUN_ONCE
 from surrogate.core.advantages import gae
-from surrogate.core.distributions import draw_noise, draw_noise_jax, make_dist, mode, sample_with_noise
+from surrogate.core.distributions import draw_noise, make_dist, mode, sample_with_noise
 from surrogate.core.networks import ActorCritic, numpy_policy, split_params
 from surrogate.core.rollout import (Batch, EnvCarry, RolloutSpec, clip_actions, host_rollout, init_carry, jax_rollout,
                                     policy_input)
