@@ -56,7 +56,7 @@ def test_first_epoch_starts_at_ratio_one_and_kl_stays_small(cartpole):
     """prepare() evaluates the old policy under the same normalisation the update uses."""
     cfg = dataclasses.replace(ppo.Config(), normalize_obs=True, normalize_reward=True, total_steps=2560)
     learner = ppo.make_learner(cfg, cartpole)
-    runner = ppo.init_runner(cfg, learner, cartpole, jax.random.PRNGKey(3))
+    runner = onpolicy.init_runner(ppo.ALGO, cfg, learner, cartpole, jax.random.PRNGKey(3))
     sample = lambda p, o, k: onpolicy.sample_actions(learner, p, o, k)
     from surrogate.core.rollout import jax_rollout
 
@@ -103,7 +103,7 @@ def test_separate_updates_equal_joint_updates_without_gradient_clipping(cartpole
     out = {}
     for cfg in (joint, sep):
         learner = ppo.make_learner(cfg, cartpole)
-        runner = ppo.init_runner(cfg, learner, cartpole, jax.random.PRNGKey(3))
+        runner = onpolicy.init_runner(ppo.ALGO, cfg, learner, cartpole, jax.random.PRNGKey(3))
         sample = lambda p, o, k: onpolicy.sample_actions(learner, p, o, k)
         carry, batch, _ = jax_rollout(learner.spec, cartpole, cartpole.default_params, sample, runner.train.params,
                                       runner.env, jax.random.PRNGKey(4), True)

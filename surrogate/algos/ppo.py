@@ -212,7 +212,3 @@ def train(config: Config, env, key, **kwargs) -> TrainResult:
 
 def state_template(config: Config, env, key, seeds: int):
     return onpolicy.state_template(ALGO, config, env, key, seeds)
-
-
-def init_runner(config: Config, learner: Learner, env, key):
-    return onpolicy.init_runner(ALGO, config, learner, env, key)

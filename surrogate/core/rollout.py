@@ -92,7 +92,7 @@ def finish_rollout(spec: RolloutSpec, carry: EnvCarry, batch: Batch, xp):
 
 
 def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params, carry: EnvCarry, key, discrete: bool):
-    """``spec.num_steps`` steps of ``vmap(env.step)`` in a ``lax.scan``.
+    """``spec.num_steps`` steps of ``vmap(env.step_to)`` in a ``lax.scan``.
 
     ``sample_fn(params, obs, noise) -> actions`` sees normalised observations and the step's slice of
     noise drawn for the whole rollout up front (``draw_noise_jax``: Gumbel if ``discrete``, else normal).

@@ -51,11 +51,10 @@ class JaxEnv:
         return self.env.reset(key, self.default_params if params is None else params)
 
     def step(self, key, state, action, params=None):
+        """gymnax's ``step``: ``key`` split into the transition's key and the auto-reset's."""
         params = self.default_params if params is None else params
-        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
-        done = jnp.logical_or(terminated, truncated)
-        info = {"terminated": terminated, "truncated": truncated, "final_observation": info["final_observation"]}
-        return obs, state, reward.astype(jnp.float32), done, info
+        key_step, key_reset = jax.random.split(key)
+        return self.step_to(key_step, state, action, self.env.reset_env(key_reset, params), params)
 
     def step_to(self, key, state, action, reset, params=None):
         """``step`` with the auto-reset going to ``reset = (obs, state)``, drawn beforehand (for a whole
