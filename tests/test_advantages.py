@@ -1,3 +1,5 @@
+import surrogate  # noqa: F401
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -44,3 +46,18 @@ def test_gae_lambda_one_gives_discounted_returns_and_lambda_zero_gives_td_error(
     np.testing.assert_allclose(adv1 + v, ret, rtol=1e-5, atol=1e-5)
     adv0, _ = gae(r, v, nv, term, done, 0.95, 0.0)
     np.testing.assert_allclose(adv0, r + 0.95 * (1 - term) * nv - v, rtol=1e-5, atol=1e-6)
+
+
+def test_epoch_permutations_are_uniform_random_permutations():
+    from surrogate.core.onpolicy import epoch_permutations
+
+    perms = np.asarray(jax.jit(epoch_permutations, static_argnums=(1, 2))(jax.random.PRNGKey(0), 3000, 5))
+    assert (np.sort(perms, axis=1) == np.arange(5)).all()  # every row a permutation
+    # all 120 orders about equally often (chi-square with 119 dof: mean 119, sd ~15.4)
+    codes = (perms * 5 ** np.arange(5)).sum(1)
+    counts = np.unique(codes, return_counts=True)[1]
+    assert len(counts) == 120
+    chi2 = ((counts - 25.0) ** 2 / 25.0).sum()
+    assert chi2 < 119 + 5 * 15.4
+    other = np.asarray(epoch_permutations(jax.random.PRNGKey(1), 2, 1000))
+    assert not (other[0] == other[1]).all()

@@ -16,7 +16,8 @@ from surrogate.core import onpolicy
 from surrogate.core.distributions import make_dist
 from surrogate.core.losses import clipped_surrogate_loss, normalize_advantages, value_loss
 from surrogate.core.networks import ActorCritic, join_params, split_params
-from surrogate.core.onpolicy import Learner, TrainState, UpdateData, positive, prepare, shuffled_minibatches
+from surrogate.core.onpolicy import (Learner, TrainState, UpdateData, epoch_permutations, positive, prepare,
+                                     shuffled_minibatches)
 from surrogate.core.rollout import Batch
 from surrogate.errors import ConfigError
 
@@ -153,16 +154,16 @@ def update_minibatch(config: Config, learner: Learner, train: TrainState, mb: Up
     return TrainState(join_params(optax.apply_updates(own, updates), other), opt_state), stats
 
 
-def update_epoch(config: Config, learner: Learner, train: TrainState, data: UpdateData, key, part: str = "joint"):
-    """One pass over the data in shuffled minibatches (permute and reshape once per epoch)."""
-    minibatches = shuffled_minibatches(key, data, config.num_minibatches)
+def update_epoch(config: Config, learner: Learner, train: TrainState, data: UpdateData, perm, part: str = "joint"):
+    """One pass over the data in minibatches, rows in the order ``perm`` (permute and reshape once per epoch)."""
+    minibatches = shuffled_minibatches(perm, data, config.num_minibatches)
     return jax.lax.scan(lambda t, mb: update_minibatch(config, learner, t, mb, part), train, minibatches)
 
 
 def epochs(config: Config, learner: Learner, train: TrainState, data: UpdateData, key, part: str = "joint"):
     """``num_epochs`` epochs; the new state and the mean loss statistics. Parts use the same shuffles."""
-    train, stats = jax.lax.scan(lambda t, k: update_epoch(config, learner, t, data, k, part), train,
-                                jax.random.split(key, config.num_epochs))
+    perms = epoch_permutations(key, config.num_epochs, data.obs.shape[0])
+    train, stats = jax.lax.scan(lambda t, perm: update_epoch(config, learner, t, data, perm, part), train, perms)
     return train, jax.tree.map(jnp.mean, stats)
 
 

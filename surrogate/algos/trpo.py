@@ -22,7 +22,8 @@ from surrogate.core import onpolicy
 from surrogate.core.distributions import make_dist
 from surrogate.core.losses import normalize_advantages
 from surrogate.core.networks import ActorCritic, join_params, split_params
-from surrogate.core.onpolicy import Learner, TrainState, UpdateData, positive, prepare, shuffled_minibatches
+from surrogate.core.onpolicy import (Learner, TrainState, UpdateData, epoch_permutations, positive, prepare,
+                                     shuffled_minibatches)
 from surrogate.core.rollout import Batch
 from surrogate.core.trust_region import fisher_vector_product, line_search, natural_step
 from surrogate.errors import ConfigError
@@ -186,11 +187,12 @@ def fit_value(config: Config, learner: Learner, actor, critic, opt_state, data: 
             updates, s = learner.optimizer[1].update(grads, s)
             return (optax.apply_updates(c, updates), s), None
 
-        def epoch(state, k):
-            mbs = shuffled_minibatches(k, data, data.obs.shape[0] // config.vf_minibatch_size)
+        def epoch(state, perm):
+            mbs = shuffled_minibatches(perm, data, data.obs.shape[0] // config.vf_minibatch_size)
             return jax.lax.scan(minibatch_step, state, mbs)[0], None
 
-        (critic, opt_state), _ = jax.lax.scan(epoch, (critic, opt_state), jax.random.split(key, config.vf_epochs))
+        perms = epoch_permutations(key, config.vf_epochs, data.obs.shape[0])
+        (critic, opt_state), _ = jax.lax.scan(epoch, (critic, opt_state), perms)
     return critic, opt_state, loss(critic, data.obs, data.targets)
 
 

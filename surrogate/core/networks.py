@@ -14,38 +14,35 @@ import numpy as np
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish, "elu": nn.elu}
 
 
-def gram_schmidt(a):
-    """Q of the thin QR factorisation ``a = QR`` with ``diag(R) > 0``, for ``a`` of shape ``[m, n]``, m >= n.
-
-    Classical Gram-Schmidt with one reorthogonalisation pass ("twice is enough", Giraud et al. 2005),
-    in plain ``jnp`` ops. Written by hand because jaxlib 0.10.2's batched LAPACK QR (what
-    ``jax.nn.initializers.orthogonal`` calls under ``vmap``) deadlocks intermittently on CPU:
-    its ``ParallelBatchMap`` waits on XLA's intra-op pool from a thread of that pool (about half
-    of fresh processes initialising 2-16 seeds hung here).
-    """
-    n = a.shape[1]
-
-    def column(j, q):
-        earlier = (jnp.arange(n) < j).astype(a.dtype)
-        v = a[:, j]
-        for _ in range(2):
-            v = v - q @ ((q.T @ v) * earlier)
-        return q.at[:, j].set(v / jnp.linalg.norm(v))
-
-    return jax.lax.fori_loop(0, n, column, jnp.zeros_like(a))
+def orthogonal_np(key_data, shape, scale: float) -> np.ndarray:
+    """A random orthogonal matrix (Saxe et al. 2014) reshaped to ``shape``, times ``scale``: Q of the QR
+    factorisation of a Gaussian matrix with the signs of ``diag(R)`` made positive (Mezzadri 2007), so
+    Q is Haar-distributed. NumPy, seeded by the JAX key's data."""
+    rng = np.random.default_rng(np.asarray(key_data, np.uint32).ravel())
+    n_rows, n_cols = math.prod(shape) // shape[-1], shape[-1]
+    q, r = np.linalg.qr(rng.standard_normal((max(n_rows, n_cols), min(n_rows, n_cols))))
+    q = q * np.sign(np.diag(r))
+    q = q.T if n_rows < n_cols else q
+    return (scale * q).reshape(shape).astype(np.float32)
 
 
 def orthogonal(scale: float = 1.0):
-    """Drop-in for ``jax.nn.initializers.orthogonal(scale)`` (same draws, same matrices up to rounding:
-    Mezzadri 2007, QR of a Gaussian matrix with the signs of ``diag(R)`` made positive), computed
-    with ``gram_schmidt`` instead of LAPACK."""
+    """Orthogonal initialiser like ``jax.nn.initializers.orthogonal(scale)`` (same distribution, other
+    draws), computed on the host by ``orthogonal_np`` through ``jax.pure_callback``.
+
+    Written by hand for two measured reasons: compiling the Gaussian draws and a QR into the
+    initialiser made it ~0.5 s of every run's compile time (more than half of it), and jaxlib 0.10.2's
+    batched LAPACK QR (what ``jax.nn.initializers.orthogonal`` calls under ``vmap``) deadlocks
+    intermittently on CPU (its ``ParallelBatchMap`` waits on XLA's intra-op pool from a thread of
+    that pool). Works under ``jit``, ``vmap`` (one call per seed) and ``eval_shape``.
+    """
 
     def init(key, shape, dtype=jnp.float32):
-        n_rows, n_cols = math.prod(shape) // shape[-1], shape[-1]
-        z = jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), dtype)
-        q = gram_schmidt(z)
-        q = q.T if n_rows < n_cols else q
-        return scale * q.reshape(shape)
+        data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+        out = jax.ShapeDtypeStruct(tuple(shape), jnp.float32)
+        q = jax.pure_callback(lambda d: orthogonal_np(d, tuple(shape), scale), out, data,
+                              vmap_method="sequential")
+        return q.astype(dtype)
 
     return init
 
