@@ -39,7 +39,7 @@ def test_seeds_differ_and_are_deterministic(cartpole, four_seeds):
 
 
 def test_numpy_policy_matches_flax_module():
-    for discrete, act in ((True, "tanh"), (False, "relu")):
+    for discrete, act in ((True, "tanh"), (False, "relu"), (False, "elu"), (True, "swish")):
         net = ActorCritic(3, discrete, "mlp", (16, 8), act)
         params = net.init(jax.random.PRNGKey(1), jnp.zeros((1, 5)))
         obs = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)

@@ -149,28 +149,52 @@ def join_params(actor, critic):
     return {"params": {**actor, **critic}}
 
 
-NUMPY_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0),
-                     "elu": lambda x: np.where(x > 0, x, np.expm1(x)), "swish": lambda x: x / (1.0 + np.exp(-x))}
+def _elu_(x):
+    x[...] = np.where(x > 0, x, np.expm1(x))
+
+
+def _swish_(x):
+    x /= 1.0 + np.exp(-x)
+
+
+# in place on a float32 array: the rollout's policy allocates nothing per step
+NUMPY_ACTIVATIONS_ = {"tanh": lambda x: np.tanh(x, out=x), "relu": lambda x: np.maximum(x, 0.0, out=x),
+                      "elu": _elu_, "swish": _swish_}
 
 
 def numpy_policy(params, activation: str, discrete: bool):
     """NumPy mirror of ``ActorCritic.policy`` for MLP networks, for host rollouts.
 
     Returns ``f(obs[N, ...]) -> logits`` or ``(mean, std)``, equal to the Flax module's output
-    (with ``std = exp(log_std)``) up to float rounding. Layers are unpacked once, so a call costs
-    a few microseconds where a jitted call costs ~55 us of dispatch.
+    (with ``std = exp(log_std)``) up to float rounding. A jitted call costs ~55 us of dispatch
+    here, half a MuJoCo step; this costs ~6 us for a 64-64 MLP: each layer is one ``matmul`` of the
+    input with a trailing 1 against ``[kernel; bias]``, into preallocated buffers whose last column
+    is that 1, and an in-place activation (measured 1.3 us a layer against 2.1 us for
+    ``act(x @ w + b)``).
     """
-    act = NUMPY_ACTIVATIONS[activation]
+    act = NUMPY_ACTIVATIONS_[activation]
     p = params["params"]
     names = sorted(p["actor"], key=lambda k: int(k.split("_")[1]))
-    layers = [(np.asarray(p["actor"][k]["kernel"]), np.asarray(p["actor"][k]["bias"])) for k in names]
+    layers = [np.vstack([np.asarray(p["actor"][k]["kernel"], np.float32),
+                         np.asarray(p["actor"][k]["bias"], np.float32)[None]]) for k in names]
     std = None if discrete else np.exp(np.asarray(p["log_std"]))
+    plans = {}  # batch size -> (first input's view, [(input, kernel, output view)], last input)
+
+    def plan(n):
+        inputs = [np.ones((n, w.shape[0]), np.float32) for w in layers]  # last column: the 1 for the bias
+        steps = [(x, w, h[:, :-1]) for x, w, h in zip(inputs, layers[:-1], inputs[1:])]
+        return inputs[0][:, :-1], steps, inputs[-1]
 
     def forward(obs):
-        x = obs.reshape(obs.shape[0], -1)
-        for w, b in layers[:-1]:
-            x = act(x @ w + b)
-        out = x @ layers[-1][0] + layers[-1][1]
+        n = obs.shape[0]
+        if n not in plans:
+            plans[n] = plan(n)
+        first, steps, last = plans[n]
+        first[...] = obs.reshape(n, -1)
+        for x, w, hidden in steps:
+            np.matmul(x, w, out=hidden)
+            act(hidden)
+        out = last @ layers[-1]
         return out if discrete else (out, std)
 
     return forward
