@@ -39,17 +39,48 @@ def test_seeds_differ_and_are_deterministic(cartpole, four_seeds):
 
 
 def test_numpy_policy_matches_flax_module():
+    from surrogate.core.normalize import RunningStats, normalize
+
+    rng = np.random.default_rng(0)
     for discrete, act in ((True, "tanh"), (False, "relu"), (False, "elu"), (True, "swish")):
         net = ActorCritic(3, discrete, "mlp", (16, 8), act)
-        params = net.init(jax.random.PRNGKey(1), jnp.zeros((1, 5)))
-        obs = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+        params = jax.device_get(net.init(jax.random.PRNGKey(1), jnp.zeros((1, 5))))
+        obs = (rng.normal(size=(4, 5)) * 30).astype(np.float32)  # some entries beyond the +-10 clip
         want = net.apply(params, obs, method=ActorCritic.policy)
-        got = numpy_policy(jax.device_get(params), act, discrete)(obs)
-        if discrete:
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-        else:
-            np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(got[1], np.exp(want[1][0]), rtol=1e-6)
+        want = want if discrete else want[0]
+        forward = numpy_policy(params, act)
+        np.testing.assert_allclose(forward(obs), want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(forward(obs[:1]), want[:1], rtol=1e-5, atol=1e-5)  # another batch size
+        # with frozen normalisation statistics: the network applied to normalize(stats, obs)
+        stats = RunningStats(rng.normal(size=5).astype(np.float32), rng.uniform(0.5, 2, 5).astype(np.float32),
+                             np.float32(10))
+        want = net.apply(params, normalize(stats, obs), method=ActorCritic.policy)
+        want = want if discrete else want[0]
+        got = numpy_policy(params, act, stats.mean, 1 / np.sqrt(stats.var + 1e-8))(obs)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("env_id", ["gym:Pendulum-v1", "gym:CartPole-v1"])
+def test_host_sampler_equals_the_jax_policy_on_normalised_observations(env_id):
+    """The host rollout's NumPy sampler acts exactly as ``sample_actions`` on ``normalize(stats, obs)``
+    with the same pre-drawn noise (scaled by the std for a Gaussian policy)."""
+    from surrogate.core.distributions import draw_noise
+    from surrogate.core.normalize import RunningStats, normalize
+
+    env = envs.make(env_id)
+    cfg = dataclasses.replace(ppo.Config(), env=env_id, normalize_obs=True, num_envs=2, num_steps=3,
+                              log_std_init=-0.5)
+    learner = ppo.make_learner(cfg, env)
+    params = onpolicy.init_train_state(ppo.ALGO, cfg, learner, env.obs_shape, jax.random.PRNGKey(2)).params
+    rng = np.random.default_rng(4)
+    stats = RunningStats(rng.normal(size=env.obs_shape).astype(np.float32),
+                         rng.uniform(0.1, 2, env.obs_shape).astype(np.float32), np.float32(5))
+    act = onpolicy.host_sampler(cfg, learner, params, stats, np.random.default_rng(7))
+    noise = draw_noise(np.random.default_rng(7), (3, 2, env.action_dim), env.discrete)
+    for t in range(3):
+        obs = rng.normal(size=(2, *env.obs_shape)).astype(np.float32) * 3
+        want = onpolicy.sample_actions(learner, params, normalize(stats, obs), noise[t])
+        np.testing.assert_allclose(act(obs), want, rtol=1e-5, atol=1e-5)
 
 
 def test_first_epoch_starts_at_ratio_one_and_kl_stays_small(cartpole):

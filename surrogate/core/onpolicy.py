@@ -299,22 +299,38 @@ class SeedSharded(NamedTuple):
 # ----------------------------------------------------------------------------- host-env driver
 
 
-def host_sampler(config, learner: Learner, params, rng: np.random.Generator):
-    """Action sampler for host rollouts: NumPy for MLPs (no jit dispatch per step), jitted for CNNs; the
-    noise for the whole rollout is drawn at once, on the first call."""
+def host_sampler(config, learner: Learner, params, obs_stats, rng: np.random.Generator):
+    """``act(raw_obs) -> actions`` for a host rollout, acting with ``obs_stats`` frozen. NumPy for MLPs
+    (no jit dispatch per step), jitted for CNNs. The noise for the whole rollout is drawn on the
+    first call (and, for a Gaussian policy, multiplied by its std then: it is fixed for a rollout),
+    so a step adds it to the logits or mean in place."""
+    spec, discrete = learner.spec, learner.discrete
     if learner.network.network == "mlp":  # fetch only the actor: the critic may still be training
-        forward = numpy_policy(jax.device_get({"params": split_params(params)[0]}), config.activation, learner.discrete)
-        sample = lambda obs, z: sample_with_noise(forward(obs), z, learner.discrete)
+        actor = jax.device_get({"params": split_params(params)[0]})
+        norm = (obs_stats.mean, 1.0 / np.sqrt(obs_stats.var + 1e-8)) if spec.normalize_obs else (None, None)
+        forward = numpy_policy(actor, config.activation, *norm)
+        std = None if discrete else np.exp(np.asarray(actor["params"]["log_std"], np.float32))
+
+        def sample(obs, z):
+            out = forward(obs)
+            out += z
+            return out.argmax(-1) if discrete else out
+
+        noise_scale = std
     else:
-        jitted = _cached(("sampler", learner), lambda: jax.jit(lambda p, o, z: sample_actions(learner, p, o, z),
-                                                               compiler_options=FAST))
-        sample = lambda obs, z: np.asarray(jitted(params, obs, z))
+        jitted = _cached(("sampler", learner), lambda: jax.jit(
+            lambda p, s, o, z: sample_actions(learner, p, policy_input(spec, s, o.astype(jnp.float32)), z),
+            compiler_options=FAST))
+        stats = jax.tree.map(jnp.asarray, obs_stats)
+        sample = lambda obs, z: np.asarray(jitted(params, stats, obs, z))
+        noise_scale = None  # sample_actions scales by the std itself
     noise = None
 
     def act(obs):
         nonlocal noise
         if noise is None:
-            noise = iter(draw_noise(rng, (config.num_steps, obs.shape[0], learner.network.action_dim), learner.discrete))
+            z = draw_noise(rng, (config.num_steps, obs.shape[0], learner.network.action_dim), discrete)
+            noise = iter(z if noise_scale is None else z * noise_scale)
         return sample(obs, next(noise))
 
     return act
@@ -373,7 +389,7 @@ def host_update(algo: Algorithm, config, learner: Learner, learn_fn, venv, runne
     would wait for work the algorithm left running in the background)."""
     key, k_learn = jax.random.split(runner.key)
     rng = np.random.default_rng([seed, int(runner.update)])
-    sampler = host_sampler(config, learner, acting, rng)
+    sampler = host_sampler(config, learner, acting, runner.env.obs_stats, rng)
     carry, batch, episodes = host_rollout(learner.spec, venv, sampler, runner.env)
     obs_stats = jax.tree.map(jnp.asarray, carry.obs_stats)
     train, stats, acting = learn_fn(runner.train, batch, obs_stats, k_learn)

@@ -129,9 +129,10 @@ def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params,
 def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
     """The same rollout on a host vector env (``surrogate.envs.HostVectorEnv``), in Python.
 
-    ``sample_np(obs) -> actions`` is a NumPy policy: a jitted call costs ~55 us of dispatch
-    here, half a MuJoCo step. The loop does only what must happen per step (normalise, act,
-    step into preallocated rows); episode statistics are computed from the buffers afterwards.
+    ``sample_np(raw_obs) -> actions`` acts with the observation statistics frozen for the rollout
+    (``onpolicy.host_sampler``: a NumPy policy, since a jitted call costs ~55 us of dispatch here,
+    half a MuJoCo step). The loop does only what must happen per step (act, clip, step into
+    preallocated rows); episode statistics are computed from the buffers afterwards.
     Returns NumPy ``(carry, Batch, EpisodeStats)``.
     """
     T, N = spec.num_steps, carry.obs.shape[0]
@@ -142,22 +143,17 @@ def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
     term_buf = np.empty((T, N), bool)
     trunc_buf = np.empty((T, N), bool)
     act_buf = None
-    # statistics are frozen for the rollout: precompute the affine map of `normalize`
-    shift = carry.obs_stats.mean
-    scale = (1.0 / np.sqrt(carry.obs_stats.var + 1e-8)).astype(np.float32)
     low = None if spec.action_low is None else np.asarray(spec.action_low, np.float32)
     high = None if spec.action_high is None else np.asarray(spec.action_high, np.float32)
     for t in range(T):
-        x = obs_buf[t]
-        if spec.normalize_obs:  # (min/max ufuncs: half the cost of np.clip's Python wrapper on tiny arrays)
-            x = (x - shift) * scale
-            np.minimum(np.maximum(x, -10.0, out=x), 10.0, out=x)
-        actions = sample_np(x)
+        actions = sample_np(obs_buf[t])
         if act_buf is None:
             act_buf = np.empty((T, *actions.shape), actions.dtype)
+            clipped = np.empty_like(actions)
         act_buf[t] = actions
-        venv.step_into(actions if low is None else np.minimum(np.maximum(actions, low), high), obs_buf[t + 1],
-                       next_buf[t], rew_buf[t], term_buf[t], trunc_buf[t])
+        if low is not None:  # (min/max ufuncs into a buffer: half the cost of np.clip's Python wrapper)
+            actions = np.minimum(np.maximum(actions, low, out=clipped), high, out=clipped)
+        venv.step_into(actions, obs_buf[t + 1], next_buf[t], rew_buf[t], term_buf[t], trunc_buf[t])
     done_buf = term_buf | trunc_buf
     finished, ep_ret, ep_len = episode_stats(rew_buf, done_buf, carry.episode_return, carry.episode_length)
     carry = carry._replace(obs=obs_buf[T], episode_return=ep_ret, episode_length=ep_len)
