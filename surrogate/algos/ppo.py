@@ -74,11 +74,13 @@ PRESETS = {
     "mujoco": Config(env="Hopper-v5", total_steps=1_000_000, num_envs=1, num_steps=2048, num_epochs=10,
                      num_minibatches=32, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, normalize_obs=True,
                      normalize_reward=True),
-    # rejax 0.1.3's own CartPole config, with its semantics (elementwise grad clip, timeouts terminal,
-    # constant lr), for like-for-like speed comparisons.
+    # rejax 0.1.3's own CartPole config, with its semantics (separate actor and critic optimisers,
+    # elementwise grad clip, timeouts terminal, constant lr), for like-for-like speed comparisons.
+    # With an element-wise clip the separate updates equal the joint one (a test checks); they run
+    # ~7% faster here (the actor's epochs, then the critic's: two loops over one network each).
     "cartpole-rejax": Config(num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5, learning_rate=7.5e-4,
                              anneal_lr=False, gamma=0.99, gae_lambda=0.95, ent_coef=0.01, grad_clip="elementwise",
-                             bootstrap_truncation=False, adam_eps=1e-8),
+                             bootstrap_truncation=False, adam_eps=1e-8, separate_updates=True),
 }
 
 
