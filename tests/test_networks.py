@@ -60,3 +60,41 @@ def test_nature_cnn_actor_critic_shapes_and_pick_network():
     cfg = ppo.Config()
     assert onpolicy.pick_network(cfg, (84, 84, 4)) == "nature_cnn"
     assert onpolicy.pick_network(cfg, (10, 10, 4)) == "mlp"  # MinAtar: too small for the Nature CNN's strides
+
+
+@pytest.mark.parametrize("discrete,hidden,obs_shape", [(True, (64, 64), (4,)), (False, (16, 8, 8), (3,)),
+                                                        (True, (32,), (10, 10, 4))])
+def test_numpy_mlp_init_matches_flax_init(discrete, hidden, obs_shape):
+    """The host-drawn parameters have the structure, shapes and dtypes of ``network.init`` and each kernel
+    the same gain (all singular values equal, as for an orthogonal matrix times the module's gain)."""
+    from surrogate.core.networks import ActorCritic, mlp_params_np
+
+    net = ActorCritic(3, discrete, "mlp", hidden, "tanh", -0.7, obs_ndim=len(obs_shape))
+    flax_params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, *obs_shape)))
+    ours = mlp_params_np(net, np.random.default_rng(0), obs_shape)
+    assert jax.tree.structure(ours) == jax.tree.structure(flax_params)
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(ours), jax.tree.leaves(flax_params)):
+        assert a.shape == b.shape and a.dtype == b.dtype, path
+        if path[-1].key == "kernel":
+            sa, sb = np.linalg.svd(a, compute_uv=False), np.linalg.svd(np.asarray(b), compute_uv=False)
+            np.testing.assert_allclose(sa, sb, rtol=1e-4)
+        else:
+            np.testing.assert_array_equal(a, b)  # zero biases, log_std_init
+    other = mlp_params_np(net, np.random.default_rng(1), obs_shape)
+    assert not np.allclose(other["params"]["actor"]["Dense_0"]["kernel"], ours["params"]["actor"]["Dense_0"]["kernel"])
+
+
+def test_runs_start_from_host_drawn_parameters_and_resume_structure():
+    """A JAX-env run's initialiser takes the NumPy draws (seed by seed, reproducible), and the state
+    template used to restore checkpoints (Flax's init under eval_shape) has the same structure."""
+    cfg = ppo.Config()
+    env = envs.make("CartPole-v1")
+    learner = ppo.make_learner(cfg, env)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    runner = onpolicy.jax_init(ppo.ALGO, cfg, learner, env, 2)(keys)
+    want = onpolicy.host_params(learner, env.obs_shape, keys)
+    for a, b in zip(jax.tree.leaves(runner.train.params), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(a, b)
+    template = onpolicy.state_template(ppo.ALGO, cfg, env, jax.random.PRNGKey(0), 2)
+    assert jax.tree.structure(template) == jax.tree.structure(runner)
+    assert [x.shape for x in jax.tree.leaves(template)] == [x.shape for x in jax.tree.leaves(runner)]

@@ -152,7 +152,8 @@ def test_separate_updates_equal_joint_updates_without_coupled_clipping(cartpole,
 
 
 def test_separate_updates_learn_on_both_backends():
-    cfg = ppo.Config(total_steps=60_000, separate_updates=True)
+    # 100k steps: at 60k about one seed in six (joint or separate) is still below 400
+    cfg = ppo.Config(total_steps=100_000, separate_updates=True)
     for env_id in ("CartPole-v1", "gym:CartPole-v1"):
         env = envs.make(env_id)
         res = ppo.train(cfg, env, jax.random.PRNGKey(0))
