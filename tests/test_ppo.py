@@ -56,8 +56,9 @@ def test_numpy_policy_matches_flax_module():
                              np.float32(10))
         want = net.apply(params, normalize(stats, obs), method=ActorCritic.policy)
         want = want if discrete else want[0]
-        got = numpy_policy(params, act, stats.mean, 1 / np.sqrt(stats.var + 1e-8))(obs)
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        forward = numpy_policy(params, act, stats.mean, 1 / np.sqrt(stats.var + 1e-8))
+        np.testing.assert_allclose(forward(obs), want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(forward(obs[2:3]), want[2:3], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("env_id", ["gym:Pendulum-v1", "gym:CartPole-v1"])
@@ -159,3 +160,19 @@ def test_separate_updates_learn_on_both_backends():
         res = ppo.train(cfg, env, jax.random.PRNGKey(0))
         ret = ppo.evaluate(cfg, env, *ppo.seed_params(res, 0), jax.random.PRNGKey(1), 10).mean()
         assert ret >= 400, (env_id, ret)
+
+
+def test_lazy_init_starts_the_run_init_runner_starts(cartpole):
+    """jax_init compiles nothing for an MLP; its placeholders, completed by start_fresh inside the
+    training program, equal init_runner's state (same parameters, optimiser state, env states, key)."""
+    cfg = ppo.Config()
+    learner = ppo.make_learner(cfg, cartpole)
+    key = jax.random.PRNGKey(5)
+    lazy = onpolicy.jax_init(ppo.ALGO, cfg, learner, cartpole, 1)(key[None])
+    lazy = jax.tree.map(lambda x: x[0], lazy)
+    started = jax.jit(lambda r: onpolicy.start_fresh(ppo.ALGO, cfg, learner, cartpole, r))(lazy)
+    want = onpolicy.init_runner(ppo.ALGO, cfg, learner, cartpole, key, params=lazy.train.params)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), started, want)
+    later = jax.jit(lambda r: onpolicy.start_fresh(ppo.ALGO, cfg, learner, cartpole, r))(want._replace(update=jnp.int32(3)))
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), later,
+                 want._replace(update=jnp.int32(3)))

@@ -261,6 +261,7 @@ def init_runner(algo: Algorithm, config, learner: Learner, env, key, params=None
 
 def jax_update(algo: Algorithm, config, learner: Learner, env, runner: RunnerState):
     """Rollout + learn for one seed; the body of the training ``scan``."""
+    runner = start_fresh(algo, config, learner, env, runner)
     key, k_roll, k_learn = jax.random.split(runner.key, 3)
     sample = lambda params, obs, noise: sample_actions(learner, params, obs, noise)
     carry, batch, episodes = jax_rollout(learner.spec, env, env.default_params, sample, runner.train.params,
@@ -465,25 +466,58 @@ def train(algo: Algorithm, config, env, key, *, seeds: int = 1, logger: Callable
 
 
 def jax_init(algo: Algorithm, config, learner: Learner, env, seeds: int):
-    """``init(keys) -> RunnerState`` for a leading axis of ``seeds`` keys: MLP parameters drawn on the
-    host (``host_params``), the rest (optimiser state, env resets, keys) by one jitted program that
-    runs once, so it is compiled at LLVM -O0 (half the compile time; its speed does not matter)."""
-    program = _cached(("init", algo.name, config, env.id, seeds), lambda: jax.jit(
-        vmap_seeds(lambda k, p: init_runner(algo, config, learner, env, k, p), seeds), compiler_options=RUN_ONCE))
+    """``init(keys) -> RunnerState`` for a leading axis of ``seeds`` keys, made on the host with nothing
+    to compile for MLPs: the parameters are NumPy draws (``host_params``); the optimiser state and the
+    envs' first states are zero placeholders of the right shapes, which the training program replaces
+    at its first update (``start_fresh``). Nature-CNN parameters come from Flax's ``init`` in a small
+    jitted program (run once, so compiled at LLVM -O0). Each key seeds its run's parameters and is
+    kept as the run's key until ``start_fresh`` splits it."""
+    one = jax.random.PRNGKey(0)
+    obs_shape = env.obs_shape
+
+    def cnn_program():
+        init = lambda k: learner.network.init(k, jnp.zeros((1, *obs_shape), jnp.float32))
+        return jax.jit(vmap_seeds(init, seeds), compiler_options=RUN_ONCE)
 
     def init(keys):
-        return program(keys, host_params(learner, env.obs_shape, keys))
+        keys = np.asarray(keys)
+        params = host_params(learner, obs_shape, keys)
+        if params is None:
+            params = _cached(("cnn_init", learner.network, obs_shape, seeds), cnn_program)(keys)
+        first = jax.tree.map(lambda x: x[0], params)
+        opt_state = jax.eval_shape(lambda p: algo.init_opt_state(config, learner, p), first)
+        obs, env_state = jax.eval_shape(lambda k: jax.vmap(env.reset)(jax.random.split(k, config.num_envs)), one)
+        zeros = lambda tree: jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), tree)
+        carry = init_carry(zeros(env_state), np.zeros(obs.shape, obs.dtype), np)
+        per_seed = lambda tree: jax.tree.map(lambda x: np.broadcast_to(x, (seeds, *np.shape(x))).copy(), tree)
+        return RunnerState(TrainState(params, per_seed(zeros(opt_state))), per_seed(carry), keys,
+                           np.zeros((seeds,), np.int32))
 
-    init.lower = lambda keys: program.lower(keys, host_params(learner, env.obs_shape, keys))
-    init.program = program  # (keys, None) -> RunnerState: parameters from Flax's init (the template's structure)
     return init
+
+
+def start_fresh(algo: Algorithm, config, learner: Learner, env, runner: RunnerState) -> RunnerState:
+    """A run's state at its first update, from ``jax_init``'s placeholders and its seed key: the
+    optimiser state of the initial parameters, the envs' first states and the run's key, with the
+    seed key split as ``init_runner`` splits it (the same run as ``init_runner`` given the same
+    parameters). Later updates keep theirs (a select on ``runner.update == 0``, nothing else)."""
+    fresh = runner.update == 0
+    _, k_env, k_run = jax.random.split(runner.key, 3)
+    opt_state = algo.init_opt_state(config, learner, runner.train.params)
+    obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, config.num_envs))
+    pick = lambda new, old: jnp.where(fresh, new, old)
+    train = runner.train._replace(opt_state=jax.tree.map(pick, opt_state, runner.train.opt_state))
+    carry = runner.env._replace(env_state=jax.tree.map(pick, env_state, runner.env.env_state),
+                                obs=pick(obs, runner.env.obs))
+    return runner._replace(train=train, env=carry, key=pick(k_run, runner.key))
 
 
 def state_template(algo: Algorithm, config, env, key, seeds: int):
     """The structure (shapes and dtypes) of a run's state, for restoring a checkpoint."""
     learner = algo.make_learner(config, env)
     if env.backend == "jax":
-        return jax.eval_shape(jax_init(algo, config, learner, env, seeds).program, jax.random.split(key, seeds), None)
+        state = jax_init(algo, config, learner, env, seeds)(jax.random.split(key, seeds))
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
     train = jax.eval_shape(lambda k: init_train_state(algo, config, learner, env.obs_shape, k), key)
     carry = init_carry(None, np.zeros((config.num_envs, *env.obs_shape), np.float32), np)
     return [HostRunner(train, carry, jax.eval_shape(lambda: key), np.zeros((), np.int32)) for _ in range(seeds)]
