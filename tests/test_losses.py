@@ -86,3 +86,17 @@ def test_kl_divergences_match_scipy_and_monte_carlo():
     mc = (stats.norm.logpdf(x, m1, np.exp(s1)) - stats.norm.logpdf(x, m2, np.exp(s2))).sum(-1).mean(0)
     np.testing.assert_allclose(g1.kl(g2), mc, rtol=0.03, atol=0.01)
     np.testing.assert_allclose(g1.kl(g1), 0.0, atol=1e-6)
+
+
+def test_noise_from_bits_is_jax_random_gumbel_and_normal_bit_for_bit():
+    """The rollout's noise comes from raw bits (one draw for noise and keys); it must be exactly what
+    jax.random makes of the same bits, extremes included (all-zero and all-one bits)."""
+    from surrogate.core.distributions import noise_from_bits
+
+    key = jax.random.PRNGKey(11)
+    bits = jax.random.bits(key, (4096,))
+    np.testing.assert_array_equal(noise_from_bits(bits, True), jax.random.gumbel(key, (4096,)))
+    np.testing.assert_array_equal(noise_from_bits(bits, False), jax.random.normal(key, (4096,)))
+    edges = jnp.array([0, 2**32 - 1], jnp.uint32)
+    for discrete in (True, False):
+        assert np.isfinite(np.asarray(noise_from_bits(edges, discrete))).all()

@@ -162,17 +162,26 @@ def test_separate_updates_learn_on_both_backends():
         assert ret >= 400, (env_id, ret)
 
 
-def test_lazy_init_starts_the_run_init_runner_starts(cartpole):
-    """jax_init compiles nothing for an MLP; its placeholders, completed by start_fresh inside the
-    training program, equal init_runner's state (same parameters, optimiser state, env states, key)."""
+def test_lazy_init_starts_from_fresh_resets_and_optimiser_state(cartpole):
+    """jax_init compiles nothing for an MLP: placeholder env and optimiser states, which the first
+    update replaces (start_fresh: the optimiser state of the initial parameters; the first rollout:
+    fresh resets, each env its own). Later updates keep theirs."""
     cfg = ppo.Config()
     learner = ppo.make_learner(cfg, cartpole)
-    key = jax.random.PRNGKey(5)
-    lazy = onpolicy.jax_init(ppo.ALGO, cfg, learner, cartpole, 1)(key[None])
+    lazy = onpolicy.jax_init(ppo.ALGO, cfg, learner, cartpole, 1)(jax.random.PRNGKey(5)[None])
     lazy = jax.tree.map(lambda x: x[0], lazy)
-    started = jax.jit(lambda r: onpolicy.start_fresh(ppo.ALGO, cfg, learner, cartpole, r))(lazy)
-    want = onpolicy.init_runner(ppo.ALGO, cfg, learner, cartpole, key, params=lazy.train.params)
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), started, want)
-    later = jax.jit(lambda r: onpolicy.start_fresh(ppo.ALGO, cfg, learner, cartpole, r))(want._replace(update=jnp.int32(3)))
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), later,
-                 want._replace(update=jnp.int32(3)))
+    assert not np.asarray(lazy.env.obs).any()
+    start = jax.jit(lambda r: onpolicy.start_fresh(ppo.ALGO, cfg, learner, r))
+    same = lambda a, b: jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
+    same(start(lazy).train.opt_state, ppo.ALGO.init_opt_state(cfg, learner, lazy.train.params))
+    later = onpolicy.init_runner(ppo.ALGO, cfg, learner, cartpole, jax.random.PRNGKey(5))._replace(update=jnp.int32(3))
+    same(start(later), later)
+
+    from surrogate.core.rollout import jax_rollout
+
+    sample = lambda p, o, k: onpolicy.sample_actions(learner, p, o, k)
+    roll = jax.jit(lambda c, s: jax_rollout(learner.spec, cartpole, cartpole.default_params, sample,
+                                            lazy.train.params, c, jax.random.PRNGKey(4), True, start=s)[1].obs[0])
+    first = np.asarray(roll(lazy.env, True))
+    assert (np.abs(first) <= 0.05).all() and first.any() and len(np.unique(first[:, 0])) == cfg.num_envs
+    np.testing.assert_array_equal(roll(later.env, False), later.env.obs)

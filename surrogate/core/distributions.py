@@ -80,9 +80,17 @@ def draw_noise(rng: np.random.Generator, shape, discrete: bool):
     return rng.gumbel(size=shape).astype(np.float32) if discrete else rng.standard_normal(shape, np.float32)
 
 
-def draw_noise_jax(key, shape, discrete: bool):
-    """``draw_noise`` in JAX: one batched draw for a whole rollout instead of one per step."""
-    return jax.random.gumbel(key, shape) if discrete else jax.random.normal(key, shape)
+def noise_from_bits(bits, discrete: bool):
+    """``draw_noise`` in JAX from raw uint32 ``bits``: the standard Gumbel or normal that
+    ``jax.random.gumbel`` / ``jax.random.normal`` make of the same bits (bit for bit, checked by a
+    test), so that a rollout's noise, step keys and reset keys can all come from one draw of bits
+    (each separate ``jax.random`` call compiles its own threefry loop, ~0.1 s here)."""
+    unit = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), jnp.float32) - 1.0  # [0, 1)
+    if discrete:
+        low = np.float32(np.finfo(np.float32).tiny)  # jax.random.gumbel: -log(-log(uniform(tiny, 1)))
+        return -jnp.log(-jnp.log(jnp.maximum(low, unit * (1 - low) + low)))
+    low = np.nextafter(np.float32(-1), np.float32(0))  # jax.random.normal: sqrt(2) erfinv(uniform(-1, 1))
+    return np.float32(np.sqrt(2)) * jax.scipy.special.erfinv(jnp.maximum(low, unit * (1 - low) + low))
 
 
 def sample_with_noise(dist_params, noise, discrete: bool):

@@ -24,7 +24,7 @@ from surrogate.core.advantages import gae
 from surrogate.core.distributions import draw_noise, make_dist, mode, sample_with_noise
 from surrogate.core.networks import ActorCritic, mlp_params_np, numpy_policy, split_params
 from surrogate.core.rollout import (Batch, EnvCarry, RolloutSpec, clip_actions, host_rollout, init_carry, jax_rollout,
-                                    policy_input)
+                                    key_words, keys_like, policy_input)
 from surrogate.errors import ConfigError
 
 
@@ -190,7 +190,7 @@ def init_train_state(algo: Algorithm, config, learner: Learner, obs_shape, key, 
 
 
 def sample_actions(learner: Learner, params, obs, noise):
-    """Actions for ``obs`` given pre-drawn ``noise`` (``draw_noise``/``draw_noise_jax`` of shape
+    """Actions for ``obs`` given pre-drawn ``noise`` (``draw_noise``/``noise_from_bits`` of shape
     ``[..., action_dim]``): Gumbel-max for categorical policies, ``mean + std * noise`` for Gaussian ones."""
     out = learner.network.apply(params, obs, method=ActorCritic.policy)
     return sample_with_noise(out if learner.discrete else (out[0], jnp.exp(out[1])), noise, learner.discrete)
@@ -261,11 +261,11 @@ def init_runner(algo: Algorithm, config, learner: Learner, env, key, params=None
 
 def jax_update(algo: Algorithm, config, learner: Learner, env, runner: RunnerState):
     """Rollout + learn for one seed; the body of the training ``scan``."""
-    runner = start_fresh(algo, config, learner, env, runner)
+    runner = start_fresh(algo, config, learner, runner)
     key, k_roll, k_learn = jax.random.split(runner.key, 3)
     sample = lambda params, obs, noise: sample_actions(learner, params, obs, noise)
     carry, batch, episodes = jax_rollout(learner.spec, env, env.default_params, sample, runner.train.params,
-                                         runner.env, k_roll, learner.discrete)
+                                         runner.env, k_roll, learner.discrete, start=runner.update == 0)
     train, stats = algo.learn(config, learner, runner.train, batch, carry.obs_stats, k_learn)
     return RunnerState(train, carry, key, runner.update + 1), metrics_dict(algo, episodes, stats)
 
@@ -468,11 +468,10 @@ def train(algo: Algorithm, config, env, key, *, seeds: int = 1, logger: Callable
 def jax_init(algo: Algorithm, config, learner: Learner, env, seeds: int):
     """``init(keys) -> RunnerState`` for a leading axis of ``seeds`` keys, made on the host with nothing
     to compile for MLPs: the parameters are NumPy draws (``host_params``); the optimiser state and the
-    envs' first states are zero placeholders of the right shapes, which the training program replaces
-    at its first update (``start_fresh``). Nature-CNN parameters come from Flax's ``init`` in a small
-    jitted program (run once, so compiled at LLVM -O0). Each key seeds its run's parameters and is
-    kept as the run's key until ``start_fresh`` splits it."""
-    one = jax.random.PRNGKey(0)
+    envs' states are zero placeholders of the right shapes, replaced in the training program at the
+    first update (``start_fresh``; ``jax_rollout(start=...)`` resets the envs with the rollout's own
+    reset draws). Nature-CNN parameters come from Flax's ``init`` in a small jitted program (run once,
+    so compiled at LLVM -O0). Each key seeds its run's parameters (NumPy) and is the run's JAX key."""
     obs_shape = env.obs_shape
 
     def cnn_program():
@@ -486,30 +485,23 @@ def jax_init(algo: Algorithm, config, learner: Learner, env, seeds: int):
             params = _cached(("cnn_init", learner.network, obs_shape, seeds), cnn_program)(keys)
         first = jax.tree.map(lambda x: x[0], params)
         opt_state = jax.eval_shape(lambda p: algo.init_opt_state(config, learner, p), first)
-        obs, env_state = jax.eval_shape(lambda k: jax.vmap(env.reset)(jax.random.split(k, config.num_envs)), one)
-        zeros = lambda tree: jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), tree)
-        carry = init_carry(zeros(env_state), np.zeros(obs.shape, obs.dtype), np)
-        per_seed = lambda tree: jax.tree.map(lambda x: np.broadcast_to(x, (seeds, *np.shape(x))).copy(), tree)
-        return RunnerState(TrainState(params, per_seed(zeros(opt_state))), per_seed(carry), keys,
-                           np.zeros((seeds,), np.int32))
+        obs, env_state = jax.eval_shape(lambda k: jax.vmap(env.reset)(jax.random.split(k, config.num_envs)), keys[0])
+        zeros = lambda tree: jax.tree.map(lambda x: np.zeros((seeds, *x.shape), x.dtype), tree)
+        carry = jax.tree.map(lambda x: np.broadcast_to(x, (seeds, *np.shape(x))).copy(),
+                             init_carry(None, np.zeros(obs.shape, obs.dtype), np))
+        carry = carry._replace(env_state=zeros(env_state))
+        return RunnerState(TrainState(params, zeros(opt_state)), carry, keys, np.zeros((seeds,), np.int32))
 
     return init
 
 
-def start_fresh(algo: Algorithm, config, learner: Learner, env, runner: RunnerState) -> RunnerState:
-    """A run's state at its first update, from ``jax_init``'s placeholders and its seed key: the
-    optimiser state of the initial parameters, the envs' first states and the run's key, with the
-    seed key split as ``init_runner`` splits it (the same run as ``init_runner`` given the same
-    parameters). Later updates keep theirs (a select on ``runner.update == 0``, nothing else)."""
-    fresh = runner.update == 0
-    _, k_env, k_run = jax.random.split(runner.key, 3)
+def start_fresh(algo: Algorithm, config, learner: Learner, runner: RunnerState) -> RunnerState:
+    """A run's state at its first update from ``jax_init``'s: the optimiser state of the initial
+    parameters in place of the placeholder. Later updates keep theirs (a select on
+    ``runner.update == 0``, nothing else)."""
     opt_state = algo.init_opt_state(config, learner, runner.train.params)
-    obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, config.num_envs))
-    pick = lambda new, old: jnp.where(fresh, new, old)
-    train = runner.train._replace(opt_state=jax.tree.map(pick, opt_state, runner.train.opt_state))
-    carry = runner.env._replace(env_state=jax.tree.map(pick, env_state, runner.env.env_state),
-                                obs=pick(obs, runner.env.obs))
-    return runner._replace(train=train, env=carry, key=pick(k_run, runner.key))
+    pick = lambda new, old: jnp.where(runner.update == 0, new, old)
+    return runner._replace(train=runner.train._replace(opt_state=jax.tree.map(pick, opt_state, runner.train.opt_state)))
 
 
 def state_template(algo: Algorithm, config, env, key, seeds: int):
@@ -603,9 +595,9 @@ def jax_eval_program(config, learner: Learner, env, episodes: int):
 def evaluate_jax(learner, env, params, obs_stats, key, episodes):
     """``episodes`` episodes in parallel for ``max_episode_steps`` steps; an episode's return stops
     counting when it ends (its env then stays where it was: ``step_to`` with no reset, keys drawn
-    up front, so the loop body holds no random-number code)."""
-    k_reset, k_run = jax.random.split(key)
-    obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, episodes))
+    up front from one draw of random bits, so the loop body holds no random-number code)."""
+    bits = jax.random.bits(key, (env.max_episode_steps + 1, episodes, key_words(key)))
+    obs, state = jax.vmap(env.reset)(keys_like(key, bits[-1]))
     step = jax.vmap(env.step_to, in_axes=(0, 0, 0, 0, None))
 
     def body(carry, k):
@@ -617,7 +609,7 @@ def evaluate_jax(learner, env, params, obs_stats, key, episodes):
         return (obs, state, ret, alive * (1.0 - done)), None
 
     init = (obs, state, jnp.zeros(episodes), jnp.ones(episodes))
-    (_, _, ret, _), _ = jax.lax.scan(body, init, jax.random.split(k_run, (env.max_episode_steps, episodes)))
+    (_, _, ret, _), _ = jax.lax.scan(body, init, keys_like(key, bits[:-1]))
     return ret
 
 

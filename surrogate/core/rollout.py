@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surrogate.core.distributions import draw_noise_jax
+from surrogate.core.distributions import noise_from_bits
 from surrogate.core.normalize import (
     RunningStats,
     ReturnNormState,
@@ -91,11 +91,14 @@ def finish_rollout(spec: RolloutSpec, carry: EnvCarry, batch: Batch, xp):
     return carry, batch
 
 
-def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params, carry: EnvCarry, key, discrete: bool):
+def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params, carry: EnvCarry, key, discrete: bool,
+                start=None):
     """``spec.num_steps`` steps of ``vmap(env.step_to)`` in a ``lax.scan``.
 
     ``sample_fn(params, obs, noise) -> actions`` sees normalised observations and the step's slice of
-    noise drawn for the whole rollout up front (``draw_noise_jax``: Gumbel if ``discrete``, else normal).
+    noise drawn for the whole rollout up front (Gumbel if ``discrete``, else normal). ``start``: a
+    boolean; where true the envs first start from fresh resets (a run's first rollout, whose ``carry``
+    holds placeholder env states: ``onpolicy.jax_init``).
     Returns ``(carry, Batch, EpisodeStats summed over the rollout)``.
     """
     num_envs = carry.obs.shape[0]
@@ -114,16 +117,35 @@ def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params,
         out = Batch(carry.obs, actions, reward, info["terminated"], done, info["final_observation"])
         return new, (out, finished)
 
-    # the rollout's randomness drawn up front, in batched calls instead of several threefry calls per step:
-    # the action noise, the step keys, and the state each step would reset to if its episode ended
-    k_act, k_env, k_reset = jax.random.split(key, 3)
-    noise = draw_noise_jax(k_act, (spec.num_steps, num_envs, env.action_dim), discrete)
+    # The rollout's randomness up front, from one draw of random bits (each jax.random call compiles
+    # its own threefry loop): each step's env key, the state it would reset to if its episode ended
+    # (plus one more row: the start states), and the action noise.
+    T = spec.num_steps
+    words = key_words(key)
+    bits = jax.random.bits(key, (T + 1, num_envs, 2 * words + env.action_dim))
     resets = jax.vmap(jax.vmap(env.reset, in_axes=(0, None)), in_axes=(0, None))(
-        jax.random.split(k_reset, (spec.num_steps, num_envs)), env_params)
-    inputs = (noise, jax.random.split(k_env, (spec.num_steps, num_envs)), resets)
+        keys_like(key, bits[..., words:2 * words]), env_params)
+    noise = noise_from_bits(bits[:T, :, 2 * words:], discrete)
+    if start is not None:
+        pick = lambda new, old: jnp.where(start, new[T], old)
+        carry = carry._replace(obs=pick(resets[0], carry.obs), env_state=jax.tree.map(pick, resets[1], carry.env_state))
+    inputs = (noise, keys_like(key, bits[:T, :, :words]), jax.tree.map(lambda x: x[:T], resets))
     carry, (batch, finished) = jax.lax.scan(one_step, carry, inputs)
     carry, batch = finish_rollout(spec, carry, batch, jnp)
     return carry, batch, jax.tree.map(lambda x: x.sum(), finished)
+
+
+def key_words(key) -> int:
+    """The number of uint32 words in ``key``'s data (2 for threefry keys)."""
+    return jax.random.key_data(key).shape[-1] if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key.shape[-1]
+
+
+def keys_like(key, words):
+    """Keys of ``key``'s kind (a typed key or a raw uint32 key) with ``words`` (random bits, last axis
+    the key data) as their data: a batch of independent keys with no threefry call of its own."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(words, impl=jax.random.key_impl(key))
+    return words
 
 
 def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
