@@ -41,9 +41,12 @@ def set_compile_cache(enabled: bool) -> None:
 
 # XLA compiler options per jitted function (measured here, jax 0.10.2, PPO on CartPole):
 # LLVM optimisation level 1 compiles ~20% faster than the default 3 at the same run speed;
-# level 0 compiles ~2x faster but runs ~4x slower, so it is only for run-once code (initialisers).
+# level 0 compiles ~2x faster but runs ~4x slower, so it is only for run-once code (evaluation, the
+# Nature-CNN initialiser). Run-once code also skips XLA:CPU's fusion emitters (the older emitter):
+# evaluating 20 CartPole episodes compiles in 0.39-0.46 s instead of 0.57-0.60 s and runs in 21 ms
+# instead of 17-19 ms; a training program compiles ~17% faster that way but runs ~1.7x slower.
 FAST = {"xla_backend_optimization_level": 1}
-RUN_ONCE = {"xla_backend_optimization_level": 0}
+RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
 def setup():
