@@ -173,7 +173,9 @@ def test_lazy_init_starts_from_fresh_resets_and_optimiser_state(cartpole):
     assert not np.asarray(lazy.env.obs).any()
     start = jax.jit(lambda r: onpolicy.start_fresh(ppo.ALGO, cfg, learner, r))
     same = lambda a, b: jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
-    same(start(lazy).train.opt_state, ppo.ALGO.init_opt_state(cfg, learner, lazy.train.params))
+    # Adam's initial state is zeros like the placeholder: fill the placeholder so that a no-op would fail
+    filled = lazy._replace(train=lazy.train._replace(opt_state=jax.tree.map(np.ones_like, lazy.train.opt_state)))
+    same(start(filled).train.opt_state, ppo.ALGO.init_opt_state(cfg, learner, lazy.train.params))
     later = onpolicy.init_runner(ppo.ALGO, cfg, learner, cartpole, jax.random.PRNGKey(5))._replace(update=jnp.int32(3))
     same(start(later), later)
 

@@ -261,7 +261,6 @@ def init_runner(algo: Algorithm, config, learner: Learner, env, key, params=None
 
 def jax_update(algo: Algorithm, config, learner: Learner, env, runner: RunnerState):
     """Rollout + learn for one seed; the body of the training ``scan``."""
-    runner = start_fresh(algo, config, learner, runner)
     key, k_roll, k_learn = jax.random.split(runner.key, 3)
     sample = lambda params, obs, noise: sample_actions(learner, params, obs, noise)
     carry, batch, episodes = jax_rollout(learner.spec, env, env.default_params, sample, runner.train.params,
@@ -271,6 +270,7 @@ def jax_update(algo: Algorithm, config, learner: Learner, env, runner: RunnerSta
 
 
 def jax_train_chunk(algo: Algorithm, config, learner: Learner, env, runner: RunnerState, num_updates: int):
+    runner = start_fresh(algo, config, learner, runner)  # once per chunk: a no-op unless it starts the run
     return jax.lax.scan(lambda r, _: jax_update(algo, config, learner, env, r), runner, None, length=num_updates)
 
 
@@ -486,19 +486,19 @@ def jax_init(algo: Algorithm, config, learner: Learner, env, seeds: int):
         first = jax.tree.map(lambda x: x[0], params)
         opt_state = jax.eval_shape(lambda p: algo.init_opt_state(config, learner, p), first)
         obs, env_state = jax.eval_shape(lambda k: jax.vmap(env.reset)(jax.random.split(k, config.num_envs)), keys[0])
-        zeros = lambda tree: jax.tree.map(lambda x: np.zeros((seeds, *x.shape), x.dtype), tree)
-        carry = jax.tree.map(lambda x: np.broadcast_to(x, (seeds, *np.shape(x))).copy(),
-                             init_carry(None, np.zeros(obs.shape, obs.dtype), np))
-        carry = carry._replace(env_state=zeros(env_state))
-        return RunnerState(TrainState(params, zeros(opt_state)), carry, keys, np.zeros((seeds,), np.int32))
+        zeros = lambda tree: jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), tree)
+        carry = init_carry(zeros(env_state), zeros(obs), np)
+        per_seed = lambda tree: jax.tree.map(lambda x: np.broadcast_to(x, (seeds, *np.shape(x))).copy(), tree)
+        return RunnerState(TrainState(params, per_seed(zeros(opt_state))), per_seed(carry), keys,
+                           np.zeros((seeds,), np.int32))
 
     return init
 
 
 def start_fresh(algo: Algorithm, config, learner: Learner, runner: RunnerState) -> RunnerState:
     """A run's state at its first update from ``jax_init``'s: the optimiser state of the initial
-    parameters in place of the placeholder. Later updates keep theirs (a select on
-    ``runner.update == 0``, nothing else)."""
+    parameters in place of the placeholder. Applied at the start of every training chunk; a resumed or
+    continuing run keeps its own (a select on ``runner.update == 0``, nothing else)."""
     opt_state = algo.init_opt_state(config, learner, runner.train.params)
     pick = lambda new, old: jnp.where(runner.update == 0, new, old)
     return runner._replace(train=runner.train._replace(opt_state=jax.tree.map(pick, opt_state, runner.train.opt_state)))
@@ -507,9 +507,8 @@ def start_fresh(algo: Algorithm, config, learner: Learner, runner: RunnerState) 
 def state_template(algo: Algorithm, config, env, key, seeds: int):
     """The structure (shapes and dtypes) of a run's state, for restoring a checkpoint."""
     learner = algo.make_learner(config, env)
-    if env.backend == "jax":
-        state = jax_init(algo, config, learner, env, seeds)(jax.random.split(key, seeds))
-        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    if env.backend == "jax":  # init_runner's state has jax_init's structure; eval_shape draws nothing
+        return jax.eval_shape(jax.vmap(lambda k: init_runner(algo, config, learner, env, k)), jax.random.split(key, seeds))
     train = jax.eval_shape(lambda k: init_train_state(algo, config, learner, env.obs_shape, k), key)
     carry = init_carry(None, np.zeros((config.num_envs, *env.obs_shape), np.float32), np)
     return [HostRunner(train, carry, jax.eval_shape(lambda: key), np.zeros((), np.int32)) for _ in range(seeds)]
