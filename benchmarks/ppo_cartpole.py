@@ -62,7 +62,6 @@ ORIG_ENV = dict(os.environ)  # before `import surrogate` adds XLA_FLAGS: what su
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import functools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import subprocess  # noqa: E402
@@ -113,8 +112,7 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
     t = time.perf_counter()  # the initialiser: host draws of the parameters, then its (compiled) program
     runner = jax.block_until_ready(onpolicy.jax_init(ppo.ALGO, config, learner, env, seeds)(keys))
     init_compile_s = time.perf_counter() - t
-    step = onpolicy.over_seeds(functools.partial(onpolicy.jax_train_chunk, ppo.ALGO, config, learner, env,
-                                            num_updates=config.num_updates), seeds, donate=False)
+    step = onpolicy.train_program(ppo.ALGO, config, learner, env, seeds, config.num_updates)
     runner = jax.block_until_ready(step.place(runner))
     t = time.perf_counter()
     compiled = step.lower(runner).compile()

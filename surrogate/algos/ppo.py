@@ -169,11 +169,13 @@ def epochs(config: Config, learner: Learner, train: TrainState, data: UpdateData
     return train, jax.tree.map(jnp.mean, stats)
 
 
-def learn_actor(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
-    """``prepare`` then the actor's epochs (``separate_updates``): what acting next needs."""
-    data = prepare(config, learner, train.params, batch, obs_stats)
-    train, stats = epochs(config, learner, train, data, key, "actor")
-    return train, data, stats
+def step_actor(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+    """The actor's epochs (``separate_updates``): what acting next needs."""
+    return epochs(config, learner, train, data, key, "actor")
+
+
+def fit_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+    return epochs(config, learner, train, data, key, "critic")
 
 
 def merge_stats(actor_stats, critic_stats):
@@ -181,14 +183,11 @@ def merge_stats(actor_stats, critic_stats):
     return pi_loss, critic_stats[0], entropy, kl, clip_frac
 
 
-def learn_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
-    return epochs(config, learner, train, data, key, "critic")
-
-
 def parts(config: Config):
     """``separate_updates``: the actor's epochs, then the critic's (on host envs the critic's run on the
-    second core during the next rollout); None for the joint update."""
-    return onpolicy.ActorCriticParts(learn_actor, learn_critic, merge_stats) if config.separate_updates else None
+    second core during the next rollout; one seed on JAX envs runs them on two devices at once); None
+    for the joint update."""
+    return onpolicy.ActorCriticParts(step_actor, fit_critic, merge_stats) if config.separate_updates else None
 
 
 def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):

@@ -22,7 +22,7 @@ from surrogate.core import onpolicy
 from surrogate.core.distributions import make_dist
 from surrogate.core.losses import normalize_advantages
 from surrogate.core.networks import ActorCritic, join_params, split_params
-from surrogate.core.onpolicy import (Learner, TrainState, UpdateData, epoch_permutations, positive, prepare,
+from surrogate.core.onpolicy import (Learner, TrainState, UpdateData, epoch_permutations, positive,
                                      shuffled_minibatches)
 from surrogate.core.rollout import Batch
 from surrogate.core.trust_region import fisher_vector_product, line_search, natural_step
@@ -214,15 +214,14 @@ def value_trust_region_step(config: Config, values, critic, data: UpdateData):
 # ----------------------------------------------------------------------------- one update
 
 
-def learn_actor(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
-    """GAE with the current value function, then the policy step."""
-    data = prepare(config, learner, train.params, batch, obs_stats)
+def step_actor(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+    """The policy step on the prepared data (GAE with the current value function)."""
     actor, critic = split_params(train.params)
     actor, policy_opt, stats = policy_update(config, learner, actor, critic, train.opt_state[0], data)
-    return TrainState(join_params(actor, critic), (policy_opt, train.opt_state[1])), data, stats
+    return TrainState(join_params(actor, critic), (policy_opt, train.opt_state[1])), stats
 
 
-def learn_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+def fit_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
     actor, critic = split_params(train.params)
     critic, value_opt, v_loss = fit_value(config, learner, actor, critic, train.opt_state[1], data, key)
     return TrainState(join_params(actor, critic), (train.opt_state[0], value_opt)), (v_loss,)
@@ -232,7 +231,7 @@ def merge_stats(policy_stats, value_stats):
     return (*policy_stats, *value_stats)
 
 
-PARTS = onpolicy.ActorCriticParts(learn_actor, learn_critic, merge_stats)
+PARTS = onpolicy.ActorCriticParts(step_actor, fit_critic, merge_stats)
 
 
 def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
