@@ -145,8 +145,9 @@ def test_separate_updates_equal_joint_updates_without_coupled_clipping(cartpole,
         out[cfg.separate_updates] = ppo.learn(cfg, learner, runner.train, batch, carry.obs_stats, jax.random.PRNGKey(5))
         if cfg.separate_updates:  # the host path's two programs (actor, then critic) give the same
             data = ppo.prepare(cfg, learner, runner.train.params, batch, carry.obs_stats)
-            t, a_stats = jax.jit(lambda t, d: ppo.step_actor(cfg, learner, t, d, jax.random.PRNGKey(5)))(runner.train, data)
-            t, c_stats = jax.jit(lambda t, d: ppo.fit_critic(cfg, learner, t, d, jax.random.PRNGKey(5)))(t, data)
+            perms = ppo.shuffles(cfg, data, jax.random.PRNGKey(5))
+            t, a_stats = jax.jit(lambda t, d, p: ppo.step_actor(cfg, learner, t, d, p))(runner.train, data, perms)
+            t, c_stats = jax.jit(lambda t, d, p: ppo.fit_critic(cfg, learner, t, d, p))(t, data, perms)
             for a, b in zip(jax.tree.leaves(t.params), jax.tree.leaves(out[True][0].params)):
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for a, b in zip(jax.tree.leaves(out[False][0].params), jax.tree.leaves(out[True][0].params)):

@@ -162,20 +162,24 @@ def update_epoch(config: Config, learner: Learner, train: TrainState, data: Upda
     return jax.lax.scan(lambda t, mb: update_minibatch(config, learner, t, mb, part), train, minibatches)
 
 
-def epochs(config: Config, learner: Learner, train: TrainState, data: UpdateData, key, part: str = "joint"):
-    """``num_epochs`` epochs; the new state and the mean loss statistics. Parts use the same shuffles."""
-    perms = epoch_permutations(key, config.num_epochs, data.obs.shape[0])
+def shuffles(config: Config, data: UpdateData, key):
+    """The row order of each epoch, ``[num_epochs, rows]``: drawn once per update, for both parts."""
+    return epoch_permutations(key, config.num_epochs, data.obs.shape[0])
+
+
+def epochs(config: Config, learner: Learner, train: TrainState, data: UpdateData, perms, part: str = "joint"):
+    """``num_epochs`` epochs, rows in the orders ``perms``; the new state and the mean loss statistics."""
     train, stats = jax.lax.scan(lambda t, perm: update_epoch(config, learner, t, data, perm, part), train, perms)
     return train, jax.tree.map(jnp.mean, stats)
 
 
-def step_actor(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+def step_actor(config: Config, learner: Learner, train: TrainState, data: UpdateData, perms):
     """The actor's epochs (``separate_updates``): what acting next needs."""
-    return epochs(config, learner, train, data, key, "actor")
+    return epochs(config, learner, train, data, perms, "actor")
 
 
-def fit_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
-    return epochs(config, learner, train, data, key, "critic")
+def fit_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, perms):
+    return epochs(config, learner, train, data, perms, "critic")
 
 
 def merge_stats(actor_stats, critic_stats):
@@ -187,7 +191,7 @@ def parts(config: Config):
     """``separate_updates``: the actor's epochs, then the critic's (on host envs the critic's run on the
     second core during the next rollout; one seed on JAX envs runs them on two devices at once); None
     for the joint update."""
-    return onpolicy.ActorCriticParts(step_actor, fit_critic, merge_stats) if config.separate_updates else None
+    return onpolicy.ActorCriticParts(step_actor, fit_critic, merge_stats, shuffles) if config.separate_updates else None
 
 
 def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
@@ -196,7 +200,7 @@ def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs
     if config.separate_updates:
         return onpolicy.learn_in_parts(parts(config), config, learner, train, batch, obs_stats, key)
     data = prepare(config, learner, train.params, batch, obs_stats)
-    return epochs(config, learner, train, data, key)
+    return epochs(config, learner, train, data, shuffles(config, data, key))
 
 
 # ----------------------------------------------------------------------------- the drivers, bound to PPO

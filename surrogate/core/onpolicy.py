@@ -124,16 +124,20 @@ class ActorCriticParts(NamedTuple):
     """An update in two parts on the same prepared data (``prepare``): the actor's step, then the critic's
     fit; they share no parameters or optimiser state (``TrainState.opt_state`` is ``(actor's, critic's)``)."""
 
-    step_actor: Callable  # (config, learner, train, UpdateData, key) -> (train, actor stats)
-    fit_critic: Callable  # (config, learner, train, UpdateData, key) -> (train, (value loss,))
+    step_actor: Callable  # (config, learner, train, UpdateData, drawn) -> (train, actor stats)
+    fit_critic: Callable  # (config, learner, train, UpdateData, drawn) -> (train, (value loss,))
     merge_stats: Callable  # (actor stats, critic stats) -> stats in stat_names order
+    draw: Callable = lambda config, data, key: key
+    """``(config, data, key) -> drawn``: the randomness both parts use, drawn once (PPO: the epochs'
+    shuffles); by default the key itself"""
 
 
 def learn_in_parts(parts: "ActorCriticParts", config, learner, train, batch, obs_stats, key):
     """The whole update of an algorithm given in ``ActorCriticParts`` (its ``Algorithm.learn``)."""
     data = prepare(config, learner, train.params, batch, obs_stats)
-    train, actor_stats = parts.step_actor(config, learner, train, data, key)
-    train, critic_stats = parts.fit_critic(config, learner, train, data, key)
+    drawn = parts.draw(config, data, key)
+    train, actor_stats = parts.step_actor(config, learner, train, data, drawn)
+    train, critic_stats = parts.fit_critic(config, learner, train, data, drawn)
     return train, parts.merge_stats(actor_stats, critic_stats)
 
 
@@ -317,13 +321,14 @@ def learn_parts_in_parallel(algo: Algorithm, config, learner: Learner, train: Tr
     parts = algo.parts(config)
     n_actor = len(algo.stat_names) - 1  # fit_critic's statistics: (value loss,)
     data = prepare(config, learner, train.params, batch, obs_stats)  # on both devices
+    drawn = parts.draw(config, data, key)
 
     def actor_side(_):
-        new, stats = parts.step_actor(config, learner, train, data, key)
+        new, stats = parts.step_actor(config, learner, train, data, drawn)
         return new, parts.merge_stats(stats, (jnp.zeros(()),))
 
     def critic_side(_):
-        new, stats = parts.fit_critic(config, learner, train, data, key)
+        new, stats = parts.fit_critic(config, learner, train, data, drawn)
         return new, parts.merge_stats((jnp.zeros(()),) * n_actor, stats)
 
     mine = jax.lax.cond(jax.lax.axis_index(PARTS_AXIS) == 0, actor_side, critic_side, None)
@@ -476,16 +481,17 @@ def host_learn_fn(algo: Algorithm, config, learner: Learner):
     if parts:
         def prepare_and_step(train, batch, obs_stats, key):
             data = prepare(config, learner, train.params, batch, obs_stats)
-            return (*parts.step_actor(config, learner, train, data, key), data)
+            drawn = parts.draw(config, data, key)
+            return (*parts.step_actor(config, learner, train, data, drawn), data, drawn)
 
         actor, critic = _cached(("learn_parts", algo.name, config), lambda: (
             jax.jit(prepare_and_step, compiler_options=FAST),
-            jax.jit(lambda t, d, k: parts.fit_critic(config, learner, t, d, k), compiler_options=FAST)))
+            jax.jit(lambda t, d, r: parts.fit_critic(config, learner, t, d, r), compiler_options=FAST)))
 
         def learn_then_fit(train, batch, obs_stats, key):
-            train, actor_stats, data = actor(train, batch, obs_stats, key)
+            train, actor_stats, data, drawn = actor(train, batch, obs_stats, key)
             acting = train.params
-            train, critic_stats = critic(train, data, key)
+            train, critic_stats = critic(train, data, drawn)
             return train, parts.merge_stats(actor_stats, critic_stats), acting
 
         return learn_then_fit
