@@ -15,7 +15,10 @@ machine's speed drifts by up to ~25% over minutes), and each side's best round c
     5 epochs x 5 minibatches) vs rejax at that config with ``eval_freq = total_timesteps`` and
     ``skip_initial_evaluation=True``; the one evaluation rejax still runs at the end of training
     is replaced by a no-op, so both sides are pure training. Each side: ``jit(...).lower().compile()``,
-    one warm-up call, then timed calls with ``block_until_ready``. Target >= 1.0.
+    one warm-up call, then timed calls with ``block_until_ready``. Target >= 1.0. Ours uses both
+    cores for its one seed (the actor's epochs on one device, the critic's on the other:
+    ``onpolicy.learn_parts_in_parallel``); rejax uses one. ``one_device_speedup_vs_rejax_sps`` is
+    ours on one device (``SURROGATE_HOST_DEVICES=1``), measured in the same rounds, for reference.
     ``speedup_vs_sb3_sps``: ours at the rl-zoo config (preset ``cartpole``: 8 envs x 32 steps,
     20 epochs, 1 minibatch) vs SB3 PPO (torch CPU) with the rl-zoo hyperparameters, ``learn()``
     time without any callback; SB3 runs alone, once with 1 torch thread and once with torch's
@@ -183,7 +186,8 @@ def measure_speed(a, peers_py) -> dict:
     me = [sys.executable, __file__, "--worker"]
     cold = env_for(True, SURROGATE_COMPILE_CACHE=0)
     peer = env_for(False)
-    r = {"rejax_1": [], "rejax_1_eval": [], "ours_1": []}
+    one_device = env_for(True, SURROGATE_COMPILE_CACHE=0, SURROGATE_HOST_DEVICES=1)
+    r = {"rejax_1": [], "rejax_1_eval": [], "ours_1": [], "ours_1_one_device": []}
     for i in range(a.rounds):  # alternating fresh processes, so a slow spell of the machine hits both sides
         log(f"(a,c) round {i + 1}/{a.rounds}: rejax, 1 seed, rejax config")
         r["rejax_1"].append(run_json([peers_py, PEERS / "rejax_ppo.py", "speed", "--seeds", 1, "--total", a.total,
@@ -191,6 +195,9 @@ def measure_speed(a, peers_py) -> dict:
         log(f"(a,c) round {i + 1}/{a.rounds}: ours, 1 seed, cartpole-rejax preset, cold compile")
         r["ours_1"].append(run_json(me + ["--preset", "cartpole-rejax", "--seeds", 1, "--total", a.total,
                                           "--repeats", a.repeats], cold, "our speed 1 seed"))
+        log(f"(a) round {i + 1}/{a.rounds}: ours, 1 seed, cartpole-rejax preset, one device (reference)")
+        r["ours_1_one_device"].append(run_json(me + ["--preset", "cartpole-rejax", "--seeds", 1, "--total", a.total,
+                                                     "--repeats", a.repeats], one_device, "our speed 1 seed 1 device"))
         log(f"(c) round {i + 1}/{a.rounds}: rejax, 1 seed, its end-of-training evaluation kept (compile time)")
         r["rejax_1_eval"].append(run_json([peers_py, PEERS / "rejax_ppo.py", "speed", "--seeds", 1, "--total", a.total,
                                            "--repeats", 1, "--keep-eval"], peer, "rejax compile with evaluation"))
@@ -296,6 +303,11 @@ def figures(a, speed, starts, many, ours475) -> dict:
     sb3_sps = max(sb3_t1["sps"], sb3_td["sps"])
     f["speedup_vs_rejax_sps"] = o1["sps_total_best"] / r1["sps_total_best"]
     f["speedup_vs_sb3_sps"] = oz["sps_total_best"] / sb3_sps
+    # reference, not a target: ours on one device (SURROGATE_HOST_DEVICES=1), the actor's and critic's
+    # epochs one after the other as rejax runs them
+    o1d = speed["ours_1_one_device"]
+    f["one_device_speedup_vs_rejax_sps"] = o1d["sps_total_best"] / r1["sps_total_best"]
+    f["one_device_compile_s"] = o1d["compile_s"]
     f["sixteen_seeds_speedup_vs_rejax"] = on["sps_total_best"] / rn["sps_total_best"]
     f["compile_s"] = o1["compile_s"]
     f["rejax_compile_s"] = r1["compile_s"]
@@ -318,6 +330,8 @@ def figures(a, speed, starts, many, ours475) -> dict:
     # raw figures
     f.update(
         our_sps_rejax_config_1seed=o1["sps_total_best"], our_sps_rejax_config_1seed_median=o1["sps_total_median"],
+        our_sps_rejax_config_1seed_one_device=o1d["sps_total_best"],
+        our_sps_rejax_config_1seed_one_device_median=o1d["sps_total_median"],
         rejax_sps_1seed=r1["sps_total_best"], rejax_sps_1seed_median=r1["sps_total_median"],
         our_sps_rlzoo_config_1seed=oz["sps_total_best"], our_sps_rlzoo_config_1seed_median=oz["sps_total_median"],
         sb3_sps_1seed=sb3_sps, sb3_sps_1seed_torch_threads_1=sb3_t1["sps"],
@@ -348,7 +362,7 @@ def figures(a, speed, starts, many, ours475) -> dict:
     f["peer_raw"] = dict(rejax_1seed=r1, rejax_1seed_with_eval=speed["rejax_1_eval"], rejax_many=rn, sb3_1seed_threads_1=speed["sb3_1_threads_1"],
                          sb3_1seed_threads_default=speed["sb3_1_threads_default"], sb3_many=many["sb3_workers"],
                          rejax_cold_starts=starts["rejax_cold"])
-    f["our_raw"] = dict(rejax_config_1seed=o1, rejax_config_many=on, rlzoo_config_1seed=oz, starts=starts["ours_warm"],
+    f["our_raw"] = dict(rejax_config_1seed=o1, rejax_config_1seed_one_device=o1d, rejax_config_many=on, rlzoo_config_1seed=oz, starts=starts["ours_warm"],
                         cold_start=starts["ours_cold"], many_seeds_wall=many["ours"])
     return f
 
@@ -366,6 +380,8 @@ def table(f: dict, seeds: int):
     rows = [
         ("steps/s, 1 seed, rejax config", k(f["our_sps_rejax_config_1seed"]), k(f["rejax_sps_1seed"]), "rejax",
          f"{f['speedup_vs_rejax_sps']:.2f}x", ">= 1.0x"),
+        ("  (reference: ours on one device)", k(f["our_sps_rejax_config_1seed_one_device"]), k(f["rejax_sps_1seed"]),
+         "rejax", f"{f['one_device_speedup_vs_rejax_sps']:.2f}x", "-"),
         ("steps/s, 1 seed, rl-zoo config", k(f["our_sps_rlzoo_config_1seed"]), k(f["sb3_sps_1seed"]), "SB3",
          f"{f['speedup_vs_sb3_sps']:.2f}x", ">= 5x"),
         (f"total steps/s, {seeds} seeds, rejax cfg", k(f["our_sps_total_sixteen_seeds"]),

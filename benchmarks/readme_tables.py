@@ -41,6 +41,8 @@ def ppo_cartpole() -> str:
         return "_not measured yet: run `make bench`_"
     spec = [
         ("single-seed steps/s, rejax's config: ours / rejax", ("our_sps_rejax_config_1seed", "rejax_sps_1seed"), "≥ 1.0×"),
+        ("  reference, not a target: ours on one device / rejax",
+         ("our_sps_rejax_config_1seed_one_device", "rejax_sps_1seed"), "-"),
         ("single-seed steps/s, rl-zoo config: ours / SB3", ("our_sps_rlzoo_config_1seed", "sb3_sps_1seed"), "≥ 5×"),
         ("16 seeds, total steps/s: ours (sharded) / rejax (vmap)",
          ("our_sps_total_sixteen_seeds", "rejax_sps_total_sixteen_seeds"), "≥ 1.8×"),
