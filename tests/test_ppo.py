@@ -222,3 +222,20 @@ def test_one_seed_runs_the_actor_and_critic_parts_on_two_devices_with_the_sequen
     for k in sequential.history:
         same(parallel.history[k], sequential.history[k])
     assert np.isfinite(sequential.history["value_loss"]).all() and sequential.history["value_loss"].max() > 0
+
+
+def test_one_seed_on_two_devices_resumes_from_its_checkpoint_exactly(tmp_path):
+    """A run on two devices checkpointed mid-way (the replicated state saved from the host) and resumed
+    ends with the uninterrupted run's state and metrics."""
+    from surrogate import run
+
+    if len(jax.devices()) < 2:
+        pytest.skip("needs two host devices")
+    cfg = dataclasses.replace(ppo.PRESETS["cartpole-rejax"], total_steps=3000)
+    assert onpolicy.parts_on_two_devices(ppo.ALGO, cfg, 1)
+    full = run.train_in_dir(tmp_path / "full", "ppo", cfg, checkpoint_every=2, eval_episodes=2)
+    run.train_in_dir(tmp_path / "cut", "ppo", cfg, checkpoint_every=2, stop_after=4)
+    resumed = run.train_in_dir(tmp_path / "cut", resume=True, eval_episodes=2)
+    for a, b in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert (tmp_path / "cut" / "metrics.csv").read_text() == (tmp_path / "full" / "metrics.csv").read_text()
