@@ -314,7 +314,7 @@ def learn_parts_in_parallel(algo: Algorithm, config, learner: Learner, train: Tr
     """``learn_in_parts`` with the parts on two devices at once, inside a ``shard_map`` over ``PARTS_AXIS``
     (two devices, the run's state replicated on both). Both prepare the data (GAE with the value function
     before the update); device 0 takes the actor's step and device 1 fits the critic. Then each device
-    takes the other's half of the new state and statistics (one ``all_gather``), so both hold the whole
+    takes the other's half of the new state and statistics (``take_from_devices``), so both hold the whole
     of it. The parts share no parameters or optimiser state, so this is the sequential update, computed
     in about the time of its longer part; the rollout (it needs only the actor) runs on both devices.
     The same idea as the host driver's, which fits the critic while the next rollout runs."""
