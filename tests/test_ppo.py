@@ -198,8 +198,8 @@ def test_one_seed_runs_the_actor_and_critic_parts_on_two_devices_with_the_sequen
                                                                                             overrides):
     """One seed of an update in parts (PPO's separate updates, TRPO) runs the actor's step and the critic's
     fit on two devices at once (``learn_parts_in_parallel``); every array of the final state and every
-    metric equals the sequential run's, bit for bit (the parts share nothing; each device's half is
-    gathered exactly)."""
+    metric equals the sequential run's: bit for bit for PPO (the parts share nothing; each device's half
+    is gathered exactly), to float rounding for TRPO."""
     from surrogate import algos
 
     if len(jax.devices()) < 2:

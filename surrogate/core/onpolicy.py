@@ -132,10 +132,15 @@ class ActorCriticParts(NamedTuple):
     shuffles); by default the key itself"""
 
 
+def prepare_parts(parts: "ActorCriticParts", config, learner, train, batch, obs_stats, key):
+    """What both parts of an update take: the prepared data and the randomness drawn for them."""
+    data = prepare(config, learner, train.params, batch, obs_stats)
+    return data, parts.draw(config, data, key)
+
+
 def learn_in_parts(parts: "ActorCriticParts", config, learner, train, batch, obs_stats, key):
     """The whole update of an algorithm given in ``ActorCriticParts`` (its ``Algorithm.learn``)."""
-    data = prepare(config, learner, train.params, batch, obs_stats)
-    drawn = parts.draw(config, data, key)
+    data, drawn = prepare_parts(parts, config, learner, train, batch, obs_stats, key)
     train, actor_stats = parts.step_actor(config, learner, train, data, drawn)
     train, critic_stats = parts.fit_critic(config, learner, train, data, drawn)
     return train, parts.merge_stats(actor_stats, critic_stats)
@@ -320,8 +325,7 @@ def learn_parts_in_parallel(algo: Algorithm, config, learner: Learner, train: Tr
     The same idea as the host driver's, which fits the critic while the next rollout runs."""
     parts = algo.parts(config)
     n_actor = len(algo.stat_names) - 1  # fit_critic's statistics: (value loss,)
-    data = prepare(config, learner, train.params, batch, obs_stats)  # on both devices
-    drawn = parts.draw(config, data, key)
+    data, drawn = prepare_parts(parts, config, learner, train, batch, obs_stats, key)  # on both devices
 
     def actor_side(_):
         new, stats = parts.step_actor(config, learner, train, data, drawn)
@@ -480,8 +484,7 @@ def host_learn_fn(algo: Algorithm, config, learner: Learner):
     parts = algo.parts and algo.parts(config)
     if parts:
         def prepare_and_step(train, batch, obs_stats, key):
-            data = prepare(config, learner, train.params, batch, obs_stats)
-            drawn = parts.draw(config, data, key)
+            data, drawn = prepare_parts(parts, config, learner, train, batch, obs_stats, key)
             return (*parts.step_actor(config, learner, train, data, drawn), data, drawn)
 
         actor, critic = _cached(("learn_parts", algo.name, config), lambda: (
