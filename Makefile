@@ -18,7 +18,6 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(VENV)/bin/surrogate train ppo --env CartPole-v1 --seeds 4 --total-steps 300000 --name demo --overwrite
-	@echo "learning curve: runs/demo/curve.png"
 
 test: install
 	$(PY) -m pytest -q
