@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,6 +44,13 @@ def speed(task: str, updates: int = 20) -> dict:
     return {"train_sps": round(train_sps), "raw_env_sps": round(raw), "fraction_of_raw": round(train_sps / raw, 3)}
 
 
+def bootstrap_ci(x: np.ndarray, level: float = 0.95, resamples: int = 10_000) -> tuple:
+    """Percentile bootstrap interval of the mean over seeds (resampling seeds with replacement;
+    fixed resampling seed, so a summary rebuilt from the same files gives the same interval)."""
+    means = np.random.default_rng(0).choice(x, (resamples, len(x))).mean(axis=1)
+    return tuple(np.quantile(means, [(1 - level) / 2, (1 + level) / 2]))
+
+
 def summarize(speed_figures: dict | None):
     rows = {}
     for f in sorted(OUT.glob("*.json")):
@@ -57,6 +65,8 @@ def summarize(speed_figures: dict | None):
         ref = CLEANRL.get(name)
         figures[f"{name}_return_mean"] = round(float(last.mean()), 1)
         figures[f"{name}_return_std"] = round(float(last.std()), 1)
+        figures[f"{name}_return_median"] = round(float(np.median(last)), 1)
+        figures[f"{name}_return_ci95"] = [round(float(x), 1) for x in bootstrap_ci(last)]
         figures[f"{name}_eval_return_mean"] = round(float(det.mean()), 1)
         figures[f"{name}_seeds"] = len(runs)
         figures[f"{name}_cleanrl_return"] = ref[0] if ref else None
@@ -91,6 +101,7 @@ def main():
         s = speed("Hopper-v5")
         speed_figures = {f"speed_{k}": v for k, v in s.items()}
         speed_figures["speed_task"] = "Hopper-v5"
+        speed_figures["speed_date"] = time.strftime("%Y-%m-%d %H:%M:%S")
         print(f"Hopper-v5: training {s['train_sps']} steps/s = {s['fraction_of_raw']:.0%} of raw {s['raw_env_sps']} steps/s")
     if not (a.summary_only or a.speed_only):
         for task in a.tasks:

@@ -19,18 +19,22 @@ def ppo_mujoco(name: str = "ppo_mujoco") -> str:
     d = _load(name)
     if not d:
         return "_not measured yet: run `python benchmarks/ppo_mujoco.py`_"
-    rows = ["| task (1M steps) | seeds | ours: last 100 training episodes | ours: deterministic eval | CleanRL ppo_continuous_action (v4, 3 seeds) |",
-            "|---|---|---|---|---|"]
+    rows = ["| task (1M steps) | seeds | ours: last 100 training episodes, mean ± std | median | 95% CI of the mean "
+            "(bootstrap) | ours: deterministic eval | CleanRL ppo_continuous_action (v4, 3 seeds) |",
+            "|---|---|---|---|---|---|---|"]
     for name in ("Hopper", "HalfCheetah", "Walker2d"):
         if f"{name}_return_mean" in d:
             ref = d.get(f"{name}_cleanrl_return")
+            median, ci = d.get(f"{name}_return_median"), d.get(f"{name}_return_ci95")
             rows.append(f"| {name}-v5 | {d[f'{name}_seeds']} | {d[f'{name}_return_mean']:.0f} ± {d[f'{name}_return_std']:.0f} "
+                        f"| {'-' if median is None else f'{median:.0f}'} | {'-' if ci is None else f'{ci[0]:.0f}-{ci[1]:.0f}'} "
                         f"| {d[f'{name}_eval_return_mean']:.0f} | {ref if ref is not None else '-'} |")
     if "speed_fraction_of_raw" in d:
+        when = f", {d['speed_date']}" if "speed_date" in d else ""
         rows.append("")
         rows.append(f"Training speed on {d['speed_task']} (host backend, rollout + update, compile excluded): "
                     f"{d['speed_train_sps']:,} steps/s = **{d['speed_fraction_of_raw']:.0%}** of the raw single-env "
-                    f"step rate ({d['speed_raw_env_sps']:,} steps/s) measured in the same script (target ≥ 70%).")
+                    f"step rate ({d['speed_raw_env_sps']:,} steps/s) measured in the same script{when} (target ≥ 70%).")
     rows.append(f"\n_{d['date']}, `{d['command']}`, {d['machine']['cores']} cores {d['machine']['cpu']}_")
     return "\n".join(rows)
 
