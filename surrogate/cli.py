@@ -3,6 +3,7 @@
 User errors (``surrogate.errors.SurrogateError``) are printed without a traceback and exit 2.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ commands:
 
 
 def _train(argv):
+    import tyro
+
     from surrogate import algos, run
     from surrogate._jax_setup import set_compile_cache
 
@@ -42,6 +45,16 @@ def _train(argv):
         return 0
     opts, rest = p.parse_known_args(argv)
     module = algos.get(opts.algo)
+    if opts.preset is not None and opts.preset not in module.PRESETS:
+        raise ConfigError(f"Unknown preset {opts.preset!r} for {opts.algo}. Available: {', '.join(module.PRESETS)}.")
+    default = module.PRESETS[opts.preset] if opts.preset else module.Config()
+    if "-h" in rest or "--help" in rest:  # the run options, then the hyperparameters
+        p.print_help()
+        print(f"\nhyperparameters of {opts.algo}:", flush=True)
+        try:
+            tyro.cli(module.Config, default=default, args=["--help"], prog=f"surrogate train {opts.algo}")
+        except SystemExit as e:
+            return e.code
     if opts.no_compile_cache:
         set_compile_cache(False)
     if opts.eval_episodes < 1:
@@ -51,14 +64,9 @@ def _train(argv):
         if rest:
             raise ConfigError(f"--resume continues the configuration saved in {opts.resume}; remove {' '.join(rest)} "
                               f"or start a new run.")
-        run.train_in_dir(opts.resume, resume=True, eval_episodes=opts.eval_episodes, progress=progress)
+        run.train_in_dir(opts.resume, opts.algo, resume=True, eval_episodes=opts.eval_episodes, progress=progress)
         run_dir = Path(opts.resume)
     else:
-        import tyro
-
-        if opts.preset is not None and opts.preset not in module.PRESETS:
-            raise ConfigError(f"Unknown preset {opts.preset!r} for {opts.algo}. Available: {', '.join(module.PRESETS)}.")
-        default = module.PRESETS[opts.preset] if opts.preset else module.Config()
         config = tyro.cli(module.Config, default=default, args=rest, prog=f"surrogate train {opts.algo}")
         run_dir = Path(opts.runs_dir) / (opts.name or f"{opts.algo}-{config.env.replace('/', '_')}")
         run.train_in_dir(run_dir, opts.algo, config, opts.seeds, checkpoint_every=opts.checkpoint_every,
@@ -137,7 +145,12 @@ def main(argv=None) -> int:
         print(f"error: unknown command {argv[0]!r}.\n{USAGE}", file=sys.stderr)
         return 2
     try:
-        return COMMANDS[argv[0]](argv[1:])
+        code = COMMANDS[argv[0]](argv[1:])
+        sys.stdout.flush()  # a closed pipe raises here rather than at exit
+        return code
+    except BrokenPipeError:  # `surrogate envs | head`: the reader is gone; stop quietly (Python docs, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except SurrogateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

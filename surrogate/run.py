@@ -11,7 +11,9 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
+import typing
 from pathlib import Path
 
 import jax
@@ -58,18 +60,57 @@ def read_config(run_dir: Path) -> dict:
         saved["algo"], saved["config"], saved["seeds"]
     except Exception as e:
         raise RunDirError(f"{path} is corrupt ({e}). Restore it, or start a new run.") from None
+    for key in ("seeds", "seed", "checkpoint_every"):
+        if key in saved and not _check_type(saved[key], int)[0]:
+            raise RunDirError(f"{path}: {key} is {saved[key]!r}, expected an integer. Fix it in {path}, or start "
+                              f"a new run.")
     return saved
 
 
-def config_from_saved(saved: dict):
+def config_from_saved(saved: dict, path=CONFIG):
+    """``(module, Config)`` from a parsed ``config.json``. An unknown field or a value of the wrong type raises
+    ``RunDirError``, values that fail ``validate`` a ``ConfigError``; both name ``path``."""
     module = algos.get(saved["algo"])
-    fields = {f.name for f in dataclasses.fields(module.Config)}
-    unknown = set(saved["config"]) - fields
+    if not isinstance(saved["config"], dict):
+        raise RunDirError(f"{path} is corrupt (its \"config\" is not an object). Restore it, or start a new run.")
+    fields = {f.name: f for f in dataclasses.fields(module.Config)}
+    unknown = set(saved["config"]) - set(fields)
     if unknown:
-        raise RunDirError(f"{CONFIG} has unknown fields {sorted(unknown)} for {saved['algo']}; it was written by "
-                          f"another version. Start a new run.")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()}
-    return module, module.Config(**values).validate()
+        raise RunDirError(f"{path} has unknown fields {sorted(unknown)} for {saved['algo']}; it was written by "
+                          f"another version. Remove them from {path}, or start a new run.")
+    types = typing.get_type_hints(module.Config)
+    values = {}
+    for name, value in saved["config"].items():
+        ok, value, expected = _check_type(value, types[name])
+        if not ok:
+            raise RunDirError(f"{path}: {name} is {value!r}, expected {expected}. Fix it in {path} (the default "
+                              f"is {fields[name].default!r}), or start a new run.")
+        values[name] = value
+    try:
+        return module, module.Config(**values).validate()
+    except ConfigError as e:
+        raise ConfigError(f"{path} holds an invalid configuration: {e} Fix it in {path}, or start a new run.") from None
+
+
+def _check_type(value, annotation):
+    """``(ok, value, expected)``: whether a JSON ``value`` fits a ``Config`` field's ``annotation``,
+    the value as the field's type (a list as a tuple, an int as a float) and the type in words."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if annotation is bool:
+        return isinstance(value, bool), value, "true or false"
+    if annotation is int:
+        return is_int, value, "an integer"
+    if annotation is float:
+        return is_int or isinstance(value, float), float(value) if is_int else value, "a number"
+    if annotation is str:
+        return isinstance(value, str), value, "a string"
+    if typing.get_origin(annotation) is typing.Literal:
+        choices = typing.get_args(annotation)
+        return value in choices, value, "one of " + ", ".join(map(repr, choices))
+    if typing.get_origin(annotation) is tuple and typing.get_args(annotation) == (int, ...):
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        return ok, tuple(value) if ok else value, "a list of integers"
+    return True, value, str(annotation)
 
 
 def cpu_model() -> str:
@@ -198,7 +239,8 @@ def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, 
                  progress: bool = False, seed: int = 0, stop_after: int | None = None):
     """Train into ``run_dir`` (or continue it with ``resume=True``), then evaluate and plot.
 
-    ``stop_after`` stops after that many updates without evaluating, as an interruption would.
+    With ``resume``, ``algo`` (if given) must be the run's algorithm. ``stop_after`` stops after that many
+    updates without evaluating, as an interruption would.
     Returns the ``TrainResult``.
     """
     from surrogate import envs
@@ -206,7 +248,10 @@ def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, 
     run_dir = Path(run_dir)
     if resume:
         saved = read_config(run_dir)
-        module, config = config_from_saved(saved)
+        if algo is not None and algo != saved["algo"]:
+            raise ConfigError(f"{run_dir} was trained with {saved['algo']}, not {algo}; resume it with "
+                              f"`surrogate train {saved['algo']} --resume {run_dir}`.")
+        module, config = config_from_saved(saved, run_dir / CONFIG)
         algo, seeds, checkpoint_every, seed = saved["algo"], saved["seeds"], saved["checkpoint_every"], saved.get("seed", 0)
     else:
         module = algos.get(algo)
@@ -228,6 +273,10 @@ def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, 
     else:
         prepare_dir(run_dir, algo, config, seeds, seed, checkpoint_every, overwrite)
         done = 0
+        if config.total_steps % config.batch_size:
+            print(f"note: total_steps {config.total_steps} is not a multiple of the batch ({config.num_envs} x "
+                  f"{config.num_steps} = {config.batch_size} steps); training runs {config.num_updates} updates = "
+                  f"{config.num_updates * config.batch_size} steps.", file=sys.stderr)
     logger = DirLogger(run_dir, config.num_updates, seeds, progress, first_update=done)
     try:
         until = None if stop_after is None else done + stop_after
@@ -265,7 +314,7 @@ def load_result(run_dir: Path):
     from surrogate import envs
 
     saved = read_config(run_dir)
-    module, config = config_from_saved(saved)
+    module, config = config_from_saved(saved, Path(run_dir) / CONFIG)
     env = envs.make(config.env)
     template = module.state_template(config, env, jax.random.PRNGKey(0), saved["seeds"])
     state, history, _ = checkpoint.load(Path(run_dir) / CKPT, template)
