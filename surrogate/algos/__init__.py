@@ -1,5 +1,4 @@
-"""One module per algorithm, each exposing ``Config``, ``PRESETS``, ``train``, ``evaluate``,
-``seed_params``, ``state_template`` and ``TrainResult``."""
+"""The registry: one ``surrogate.runtime.Algorithm`` per name, each defined in its own module as ``ALGO``."""
 import importlib
 
 from surrogate.errors import ConfigError
@@ -9,8 +8,8 @@ ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "
 
 
 def get(name: str):
-    """The module of algorithm ``name``; ``ConfigError`` naming the available ones otherwise."""
+    """The ``Algorithm`` registered as ``name``; ``ConfigError`` naming the available ones otherwise."""
     if name not in ALGOS:
         raise ConfigError(f"Unknown algorithm {name!r}. Available: {', '.join(sorted(ALGOS))}. "
                           f"Run `surrogate algos` to list them.")
-    return importlib.import_module(ALGOS[name])
+    return importlib.import_module(ALGOS[name]).ALGO

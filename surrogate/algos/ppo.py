@@ -1,9 +1,9 @@
 """Proximal Policy Optimization with the clipped surrogate objective (Schulman et al. 2017).
 
-Reads top to bottom: config, the learner (network + optimiser), and one PPO update split into
-named phases (``prepare`` -> ``update_epoch`` -> ``update_minibatch``). Rollouts, GAE, the
-training drivers (one jitted ``scan`` on JAX envs, a Python rollout loop on host envs),
-losses, normalisers and networks live in ``surrogate.core``.
+Reads top to bottom in the order it runs: config and presets, the learner (network + Adam), then
+one update from a rollout: ``prepare`` (GAE, Schulman et al. 2016) and ``num_epochs`` epochs of
+minibatch steps on the clipped surrogate (eq. 7) plus the value loss (eq. 9). The runtime
+(``surrogate.runtime``) collects the rollouts and runs the iterations.
 """
 from dataclasses import dataclass
 from typing import Literal
@@ -12,18 +12,19 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from surrogate.core import onpolicy
+from surrogate.algos import actor_critic as ac
+from surrogate.algos.actor_critic import Learner, OnPolicyConfig, TrainState, UpdateData, positive, prepare
 from surrogate.core.distributions import make_dist
 from surrogate.core.losses import clipped_surrogate_loss, normalize_advantages, value_loss
+from surrogate.core.minibatches import epoch_permutations, shuffled_minibatches
 from surrogate.core.networks import ActorCritic, join_params, split_params
-from surrogate.core.onpolicy import (Learner, TrainState, UpdateData, epoch_permutations, positive, prepare,
-                                     shuffled_minibatches)
-from surrogate.core.rollout import Batch
 from surrogate.errors import ConfigError
+from surrogate.runtime import parts
+from surrogate.runtime.contract import Algorithm
 
 
 @dataclass(frozen=True)
-class Config(onpolicy.OnPolicyConfig):
+class Config(OnPolicyConfig):
     """PPO hyperparameters. Defaults are rl-zoo3's CartPole-v1 values (all seeds reach 500 in 100k
     steps); ``PRESETS["mujoco"]`` holds the paper's MuJoCo settings (Table 3)."""
 
@@ -87,7 +88,7 @@ PRESETS = {
 # ----------------------------------------------------------------------------- learner
 
 
-STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
+METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
 
 
 def make_learner(config: Config, env) -> Learner:
@@ -97,16 +98,21 @@ def make_learner(config: Config, env) -> Learner:
             else optax.clip(config.max_grad_norm))
     # One flat parameter vector for clipping and Adam: fewer, larger XLA ops per minibatch step.
     optimizer = optax.flatten(optax.chain(clip, optax.adam(lr, eps=config.adam_eps)))
-    return onpolicy.make_learner(config, env, optimizer)
+    return ac.make_learner(config, env, optimizer)
 
 
-def init_opt_state(config: Config, learner: Learner, params):
+def init_opt_state(config: Config, env, params):
+    optimizer = make_learner(config, env).optimizer
     if config.separate_updates:
-        return tuple(learner.optimizer.init(part) for part in split_params(params))
-    return learner.optimizer.init(params)
+        return tuple(ac.zeros_like_init(optimizer.init, part) for part in split_params(params))
+    return ac.zeros_like_init(optimizer.init, params)
 
 
-# ----------------------------------------------------------------------------- one PPO update
+def init(config: Config, env, key) -> TrainState:
+    return ac.init_state(init_opt_state, config, env, key)
+
+
+# ----------------------------------------------------------------------------- losses
 
 
 def policy_terms(config: Config, learner: Learner, dist_params, mb: UpdateData):
@@ -122,99 +128,87 @@ def value_terms(config: Config, values, mb: UpdateData):
     return value_loss(values, mb.old_values, mb.targets, config.clip_eps if config.clip_value else None)
 
 
-def loss_fn(params, config: Config, learner: Learner, mb: UpdateData):
+def joint_loss(params, config: Config, learner: Learner, mb: UpdateData):
     """The joint loss (eq. 9 without the shared-parameter caveat): policy terms + vf_coef * value loss."""
     dist_params, values = learner.network.apply(params, mb.obs)
     pi_part, (pi_loss, entropy, kl, clip_frac) = policy_terms(config, learner, dist_params, mb)
     v_loss = value_terms(config, values, mb)
-    return pi_part + config.vf_coef * v_loss, (pi_loss, v_loss, entropy, kl, clip_frac)
+    return pi_part + config.vf_coef * v_loss, dict(policy_loss=pi_loss, value_loss=v_loss, entropy=entropy,
+                                                   approx_kl=kl, clip_frac=clip_frac)
 
 
 def actor_loss(params, config: Config, learner: Learner, mb: UpdateData):
-    return policy_terms(config, learner, learner.network.apply(params, mb.obs, method=ActorCritic.policy), mb)
+    loss, (pi_loss, entropy, kl, clip_frac) = policy_terms(
+        config, learner, learner.network.apply(params, mb.obs, method=ActorCritic.policy), mb)
+    return loss, dict(policy_loss=pi_loss, entropy=entropy, approx_kl=kl, clip_frac=clip_frac)
 
 
 def critic_loss(params, config: Config, learner: Learner, mb: UpdateData):
     v_loss = value_terms(config, learner.network.apply(params, mb.obs, method=ActorCritic.value), mb)
-    return config.vf_coef * v_loss, (v_loss,)
+    return config.vf_coef * v_loss, dict(value_loss=v_loss)
 
 
-def update_minibatch(config: Config, learner: Learner, train: TrainState, mb: UpdateData, part: str = "joint"):
-    """One gradient step on the joint loss, or (``separate_updates``) on the actor's or critic's own loss
-    with its own optimiser state."""
-    if part == "joint":
-        grads, stats = jax.grad(loss_fn, has_aux=True)(train.params, config, learner, mb)
-        updates, opt_state = learner.optimizer.update(grads, train.opt_state, train.params)
-        return TrainState(optax.apply_updates(train.params, updates), opt_state), stats
-    i = 0 if part == "actor" else 1
-    parts = split_params(train.params)
-    own, other = parts[i], parts[1 - i]
-    loss = actor_loss if part == "actor" else critic_loss
-    grads, stats = jax.grad(lambda p: loss(join_params(p, other), config, learner, mb), has_aux=True)(own)
-    updates, opt_i = learner.optimizer.update(grads, train.opt_state[i], own)
-    opt_state = (opt_i, train.opt_state[1]) if i == 0 else (train.opt_state[0], opt_i)
-    return TrainState(join_params(optax.apply_updates(own, updates), other), opt_state), stats
-
-
-def update_epoch(config: Config, learner: Learner, train: TrainState, data: UpdateData, perm, part: str = "joint"):
-    """One pass over the data in minibatches, rows in the order ``perm`` (permute and reshape once per epoch)."""
-    minibatches = shuffled_minibatches(perm, data, config.num_minibatches)
-    return jax.lax.scan(lambda t, mb: update_minibatch(config, learner, t, mb, part), train, minibatches)
+# ----------------------------------------------------------------------------- one update
 
 
 def shuffles(config: Config, data: UpdateData, key):
-    """The row order of each epoch, ``[num_epochs, rows]``: drawn once per update, for both parts."""
+    """The row order of each epoch, ``[num_epochs, rows]``: drawn once per update."""
     return epoch_permutations(key, config.num_epochs, data.obs.shape[0])
 
 
-def epochs(config: Config, learner: Learner, train: TrainState, data: UpdateData, perms, part: str = "joint"):
-    """``num_epochs`` epochs, rows in the orders ``perms``; the new state and the mean loss statistics."""
-    train, stats = jax.lax.scan(lambda t, perm: update_epoch(config, learner, t, data, perm, part), train, perms)
-    return train, jax.tree.map(jnp.mean, stats)
+def epochs(config: Config, loss, optimizer, train: TrainState, data: UpdateData, perms):
+    """``num_epochs`` passes over ``data`` in minibatches (rows in the orders ``perms``), one gradient step
+    of ``loss(params, minibatch) -> (loss, metrics)`` per minibatch; the mean metrics."""
+    def minibatch_step(t: TrainState, mb):
+        grads, metrics = jax.grad(loss, has_aux=True)(t.params, mb)
+        updates, opt_state = optimizer.update(grads, t.opt_state, t.params)
+        return TrainState(optax.apply_updates(t.params, updates), opt_state), metrics
+
+    def epoch(t: TrainState, perm):
+        return jax.lax.scan(minibatch_step, t, shuffled_minibatches(perm, data, config.num_minibatches))
+
+    train, metrics = jax.lax.scan(epoch, train, perms)
+    return train, jax.tree.map(jnp.mean, metrics)
 
 
-def step_actor(config: Config, learner: Learner, train: TrainState, data: UpdateData, perms):
-    """The actor's epochs (``separate_updates``): what acting next needs."""
-    return epochs(config, learner, train, data, perms, "actor")
-
-
-def fit_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, perms):
-    return epochs(config, learner, train, data, perms, "critic")
-
-
-def merge_stats(actor_stats, critic_stats):
-    pi_loss, entropy, kl, clip_frac = actor_stats
-    return pi_loss, critic_stats[0], entropy, kl, clip_frac
-
-
-def parts(config: Config):
-    """``separate_updates``: the actor's epochs, then the critic's (on host envs the critic's run on the
-    second core during the next rollout; one seed on JAX envs runs them on two devices at once); None
-    for the joint update."""
-    return onpolicy.ActorCriticParts(step_actor, fit_critic, merge_stats, shuffles) if config.separate_updates else None
-
-
-def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
-    """``prepare`` then ``num_epochs`` epochs; returns the new state and mean loss statistics
-    ``(pi_loss, v_loss, entropy, approx_kl, clip_frac)``."""
+def learn(config: Config, env, train: TrainState, experience, key):
+    """``prepare`` then ``num_epochs`` epochs on the joint loss (or, ``separate_updates``, the actor's
+    epochs then the critic's, each with its own optimiser: ``PARTS``)."""
     if config.separate_updates:
-        return onpolicy.learn_in_parts(parts(config), config, learner, train, batch, obs_stats, key)
-    data = prepare(config, learner, train.params, batch, obs_stats)
-    return epochs(config, learner, train, data, shuffles(config, data, key))
+        return parts.learn_in_parts(PARTS, config, env, train, experience, key)
+    learner = make_learner(config, env)
+    data = prepare(config, learner, train.params, experience)
+    loss = lambda params, mb: joint_loss(params, config, learner, mb)
+    return epochs(config, loss, learner.optimizer, train, data, shuffles(config, data, key))
 
 
-# ----------------------------------------------------------------------------- the drivers, bound to PPO
-
-ALGO = onpolicy.Algorithm("ppo", STATS, make_learner, init_opt_state, learn, parts)
-TrainResult = onpolicy.TrainResult
-seed_params = onpolicy.seed_params
-evaluate = onpolicy.evaluate
+# ----------------------------------------------------------------------------- separate updates
 
 
-def train(config: Config, env, key, **kwargs) -> TrainResult:
-    """Train PPO; see ``surrogate.core.onpolicy.train`` for the keyword arguments."""
-    return onpolicy.train(ALGO, config, env, key, **kwargs)
+def prepare_parts(config: Config, env, train: TrainState, experience, key):
+    data = prepare(config, make_learner(config, env), train.params, experience)
+    return data, shuffles(config, data, key)
 
 
-def state_template(config: Config, env, key, seeds: int):
-    return onpolicy.state_template(ALGO, config, env, key, seeds)
+def step_actor(config: Config, env, train: TrainState, data: UpdateData, perms):
+    """The actor's epochs with its own optimiser state (``opt_state[0]``): what acting next needs."""
+    learner = make_learner(config, env)
+    actor, critic = split_params(train.params)
+    loss = lambda p, mb: actor_loss(join_params(p, critic), config, learner, mb)
+    t, metrics = epochs(config, loss, learner.optimizer, TrainState(actor, train.opt_state[0]), data, perms)
+    return TrainState(join_params(t.params, critic), (t.opt_state, train.opt_state[1])), metrics
+
+
+def fit_critic(config: Config, env, train: TrainState, data: UpdateData, perms):
+    learner = make_learner(config, env)
+    actor, critic = split_params(train.params)
+    loss = lambda p, mb: critic_loss(join_params(actor, p), config, learner, mb)
+    t, metrics = epochs(config, loss, learner.optimizer, TrainState(critic, train.opt_state[1]), data, perms)
+    return TrainState(join_params(actor, t.params), (train.opt_state[0], t.opt_state)), metrics
+
+
+PARTS = parts.ActorCriticParts(prepare_parts, step_actor, fit_critic, ac.owners)
+parts.register("ppo", lambda config: PARTS if config.separate_updates else None)
+
+ALGO = Algorithm("ppo", Config, PRESETS, METRICS, init, ac.policy, ac.act, learn, act_words=ac.act_words,
+                 host_act=ac.host_act)

@@ -6,7 +6,6 @@ from typing import Literal
 
 from surrogate.algos import trpo
 from surrogate.errors import ConfigError
-from surrogate.algos.trpo import ALGO, TrainResult, evaluate, seed_params, state_template, train  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -21,4 +20,4 @@ class Config(trpo.Config):
 
 
 PRESETS = trpo.presets_for(Config)
-__all__ = ["ALGO", "Config", "PRESETS", "TrainResult", "evaluate", "seed_params", "state_template", "train"]
+ALGO = trpo.make_algorithm("tnpg", Config, PRESETS)

@@ -4,10 +4,10 @@ with a learned baseline, rllab's variant: one Adam step on the surrogate per bat
 GAE (Schulman et al. 2016) with the value function fitted either by Adam regression or by the GAE
 paper's trust-region regression (section 5).
 
-One update: ``prepare`` (GAE on the rollout, shared with PPO) -> ``policy_update`` (the policy step
-of ``config.method``) -> ``fit_value``. The value function that computed the advantages is the one
-from before its fit, as in the GAE paper. The conjugate gradient, Fisher-vector products and line
-search are in ``surrogate.core.trust_region``.
+One update: ``prepare`` (GAE on the rollout, shared with PPO) -> the policy step of ``config.method``
+(``trpo_step``, ``tnpg_step`` or ``vpg_step``) -> ``fit_value``. The value function that computed the
+advantages is the one from before its fit, as in the GAE paper. The conjugate gradient,
+Fisher-vector products and line search are in ``surrogate.core.trust_region``.
 """
 import dataclasses
 from dataclasses import dataclass
@@ -18,21 +18,22 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from surrogate.core import onpolicy
+from surrogate.algos import actor_critic as ac
+from surrogate.algos.actor_critic import Learner, OnPolicyConfig, TrainState, UpdateData, positive, prepare
 from surrogate.core.distributions import make_dist
 from surrogate.core.losses import normalize_advantages
+from surrogate.core.minibatches import epoch_permutations, shuffled_minibatches
 from surrogate.core.networks import ActorCritic, join_params, split_params
-from surrogate.core.onpolicy import (Learner, TrainState, UpdateData, epoch_permutations, positive,
-                                     shuffled_minibatches)
-from surrogate.core.rollout import Batch
 from surrogate.core.trust_region import fisher_vector_product, line_search, natural_step
 from surrogate.errors import ConfigError
+from surrogate.runtime import parts
+from surrogate.runtime.contract import Algorithm
 
 METHODS = ("trpo", "tnpg", "vpg")
 
 
 @dataclass(frozen=True)
-class Config(onpolicy.OnPolicyConfig):
+class Config(OnPolicyConfig):
     """TRPO/TNPG/VPG hyperparameters. Defaults: the TRPO paper's step (max KL 0.01, 10 CG iterations)
     on CartPole-v1 with 8 envs x 128 steps per batch and 10 value epochs (with 5, 1 of 28 seeds stalled
     near 300 here); ``PRESETS`` has Pendulum, MuJoCo and SB3-contrib settings."""
@@ -100,7 +101,7 @@ PRESETS = {
                           vf_epochs=10, vf_minibatch_size=128),
 }
 
-STATS = ("surrogate_gain", "kl", "entropy", "backtracks", "value_loss")
+METRICS = ("surrogate_gain", "kl", "entropy", "backtracks", "value_loss")
 
 
 # ----------------------------------------------------------------------------- learner
@@ -111,14 +112,18 @@ def make_learner(config: Config, env) -> Learner:
     policy_opt = optax.adam(config.policy_lr) if config.method == "vpg" else None
     # (flattened: one parameter vector, fewer and larger XLA ops per minibatch step)
     value_opt = optax.flatten(optax.adam(config.vf_lr)) if config.vf_fit == "adam" else None
-    return onpolicy.make_learner(config, env, (policy_opt, value_opt))
+    return ac.make_learner(config, env, (policy_opt, value_opt))
 
 
-def init_opt_state(config: Config, learner: Learner, params):
+def init_opt_state(config: Config, env, params):
     actor, critic = split_params(params)
-    policy_opt, value_opt = learner.optimizer
-    return (policy_opt.init(ravel_pytree(actor)[0]) if policy_opt else (),
-            value_opt.init(critic) if value_opt else ())
+    policy_opt, value_opt = make_learner(config, env).optimizer
+    return (ac.zeros_like_init(lambda a: policy_opt.init(ravel_pytree(a)[0]), actor) if policy_opt else (),
+            ac.zeros_like_init(value_opt.init, critic) if value_opt else ())
+
+
+def init(config: Config, env, key) -> TrainState:
+    return ac.init_state(init_opt_state, config, env, key)
 
 
 # ----------------------------------------------------------------------------- policy step
@@ -126,7 +131,7 @@ def init_opt_state(config: Config, learner: Learner, params):
 
 def policy_update(config: Config, learner: Learner, actor, critic, opt_state, data: UpdateData):
     """One policy step of ``config.method`` on the surrogate ``L = mean(pi/pi_old * A)`` (TRPO eq. 14,
-    sample-based); returns ``(actor, opt_state, (surrogate gain, mean KL, entropy, backtracks))``."""
+    sample-based); returns ``(actor, opt_state, metrics)`` (surrogate gain, mean KL, entropy, backtracks)."""
     flat_old, unravel = ravel_pytree(actor)
 
     def policy_outputs(flat, obs):  # logits, or (mean, log_std)
@@ -144,27 +149,43 @@ def policy_update(config: Config, learner: Learner, actor, critic, opt_state, da
     def mean_kl(flat):
         return old.kl(dist_at(flat, data.obs)).mean()
 
-    grad = jax.grad(surrogate)(flat_old)  # the policy gradient: equal to that of mean(log pi * A) at pi_old
-    backtracks = jnp.zeros((), jnp.int32)
-    if config.method == "vpg":
-        updates, opt_state = learner.optimizer[0].update(-grad, opt_state)
-        flat = flat_old + updates
-    else:
+    def fisher(flat):  # Fisher-vector products on every (1 / fvp_fraction)-th row (TRPO sec. 6: 10%)
         stride = max(1, round(1.0 / config.fvp_fraction))
         sub_obs, sub_old = data.obs[::stride], jax.tree.map(lambda x: x[::stride], old)
-        fvp = fisher_vector_product(lambda f: policy_outputs(f, sub_obs),
-                                    flat_old, lambda z: sub_old.kl(make_dist(z, learner.discrete)).mean(), config.cg_damping)
-        step = natural_step(grad, fvp, config.max_kl, config.cg_iters).step
-        if config.method == "tnpg":
-            flat = flat_old + step
-        else:
-            found = line_search(lambda f: (surrogate(f), mean_kl(f)), flat_old, step, config.max_kl,
-                                config.backtrack, config.line_search_steps)
-            flat, backtracks = found.x, found.backtracks
+        return fisher_vector_product(lambda f: policy_outputs(f, sub_obs), flat,
+                                     lambda z: sub_old.kl(make_dist(z, learner.discrete)).mean(), config.cg_damping)
+
+    grad = jax.grad(surrogate)(flat_old)  # the policy gradient: equal to that of mean(log pi * A) at pi_old
+    step = POLICY_STEPS[config.method]
+    flat, opt_state, backtracks = step(config, learner, flat_old, grad, opt_state, fisher, surrogate, mean_kl)
     new = dist_at(flat, data.obs)
-    stats = (surrogate(flat) - surrogate(flat_old), old.kl(new).mean(), new.entropy().mean(),
-             backtracks.astype(jnp.float32))
-    return unravel(flat), opt_state, stats
+    metrics = dict(surrogate_gain=surrogate(flat) - surrogate(flat_old), kl=old.kl(new).mean(),
+                   entropy=new.entropy().mean(), backtracks=backtracks.astype(jnp.float32))
+    return unravel(flat), opt_state, metrics
+
+
+def trpo_step(config: Config, learner, flat, grad, opt_state, fisher, surrogate, mean_kl):
+    """TRPO (sec. 6, appendix C): the natural step ``sqrt(2 delta / s^T F s) s``, ``F s = g`` by conjugate
+    gradient, then a backtracking line search until the KL constraint holds and the surrogate improves."""
+    step = natural_step(grad, fisher(flat), config.max_kl, config.cg_iters).step
+    found = line_search(lambda f: (surrogate(f), mean_kl(f)), flat, step, config.max_kl, config.backtrack,
+                        config.line_search_steps)
+    return found.x, opt_state, found.backtracks
+
+
+def tnpg_step(config: Config, learner, flat, grad, opt_state, fisher, surrogate, mean_kl):
+    """Truncated natural policy gradient (Kakade 2002; rllab's TNPG, Duan et al. 2016): the natural step
+    scaled to the KL radius, taken without a line search."""
+    return flat + natural_step(grad, fisher(flat), config.max_kl, config.cg_iters).step, opt_state, jnp.zeros((), jnp.int32)
+
+
+def vpg_step(config: Config, learner, flat, grad, opt_state, fisher, surrogate, mean_kl):
+    """REINFORCE with a baseline (Williams 1992) as in rllab: one Adam step up the policy gradient."""
+    updates, opt_state = learner.optimizer[0].update(-grad, opt_state)
+    return flat + updates, opt_state, jnp.zeros((), jnp.int32)
+
+
+POLICY_STEPS = {"trpo": trpo_step, "tnpg": tnpg_step, "vpg": vpg_step}
 
 
 # ----------------------------------------------------------------------------- value fit
@@ -214,48 +235,45 @@ def value_trust_region_step(config: Config, values, critic, data: UpdateData):
 # ----------------------------------------------------------------------------- one update
 
 
-def step_actor(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
-    """The policy step on the prepared data (GAE with the current value function)."""
+def prepare_parts(config: Config, env, train: TrainState, experience, key):
+    """GAE with the current value function (shared by the policy step and the value fit), and the
+    value fit's shuffles' key."""
+    return prepare(config, make_learner(config, env), train.params, experience), key
+
+
+def step_actor(config: Config, env, train: TrainState, data: UpdateData, key):
+    """The policy step on the prepared data."""
     actor, critic = split_params(train.params)
-    actor, policy_opt, stats = policy_update(config, learner, actor, critic, train.opt_state[0], data)
-    return TrainState(join_params(actor, critic), (policy_opt, train.opt_state[1])), stats
+    actor, policy_opt, metrics = policy_update(config, make_learner(config, env), actor, critic, train.opt_state[0],
+                                               data)
+    return TrainState(join_params(actor, critic), (policy_opt, train.opt_state[1])), metrics
 
 
-def fit_critic(config: Config, learner: Learner, train: TrainState, data: UpdateData, key):
+def fit_critic(config: Config, env, train: TrainState, data: UpdateData, key):
     actor, critic = split_params(train.params)
-    critic, value_opt, v_loss = fit_value(config, learner, actor, critic, train.opt_state[1], data, key)
-    return TrainState(join_params(actor, critic), (train.opt_state[0], value_opt)), (v_loss,)
+    critic, value_opt, v_loss = fit_value(config, make_learner(config, env), actor, critic, train.opt_state[1], data,
+                                          key)
+    return TrainState(join_params(actor, critic), (train.opt_state[0], value_opt)), dict(value_loss=v_loss)
 
 
-def merge_stats(policy_stats, value_stats):
-    return (*policy_stats, *value_stats)
+PARTS = parts.ActorCriticParts(prepare_parts, step_actor, fit_critic, ac.owners)
 
 
-PARTS = onpolicy.ActorCriticParts(step_actor, fit_critic, merge_stats)
+def learn(config: Config, env, train: TrainState, experience, key):
+    """One update: the policy step, then the value fit (on host envs the fit overlaps the next rollout)."""
+    return parts.learn_in_parts(PARTS, config, env, train, experience, key)
 
 
-def learn(config: Config, learner: Learner, train: TrainState, batch: Batch, obs_stats, key):
-    """One update; statistics ``STATS``. On host envs the value fit overlaps the next rollout."""
-    return onpolicy.learn_in_parts(PARTS, config, learner, train, batch, obs_stats, key)
-
-
-# ----------------------------------------------------------------------------- the drivers, bound to this family
-
-ALGO = onpolicy.Algorithm("trpo", STATS, make_learner, init_opt_state, learn, lambda config: PARTS)
-TrainResult = onpolicy.TrainResult
-seed_params = onpolicy.seed_params
-evaluate = onpolicy.evaluate
-
-
-def train(config: Config, env, key, **kwargs) -> TrainResult:
-    """Train ``config.method``; see ``surrogate.core.onpolicy.train`` for the keyword arguments."""
-    return onpolicy.train(ALGO, config, env, key, **kwargs)
-
-
-def state_template(config: Config, env, key, seeds: int):
-    return onpolicy.state_template(ALGO, config, env, key, seeds)
+def make_algorithm(name: str, config_class, presets: dict) -> Algorithm:
+    """The ``Algorithm`` of one method of this family (trpo, tnpg, vpg: ``config_class.method``)."""
+    parts.register(name, lambda config: PARTS)
+    return Algorithm(name, config_class, presets, METRICS, init, ac.policy, ac.act, learn, act_words=ac.act_words,
+                     host_act=ac.host_act)
 
 
 def presets_for(config_class) -> dict:
     """``PRESETS`` re-made with ``config_class`` (the tnpg and vpg modules' defaults of ``method``)."""
     return {name: config_class(**{**dataclasses.asdict(p), "method": config_class.method}) for name, p in PRESETS.items()}
+
+
+ALGO = make_algorithm("trpo", Config, PRESETS)

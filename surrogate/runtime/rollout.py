@@ -1,10 +1,11 @@
-"""Rollouts: a jitted ``lax.scan`` for JAX envs and a Python loop for host (Gymnasium) envs.
+"""Collecting experience with an algorithm's acting function: a jitted ``lax.scan`` for JAX envs and a
+Python loop for host (Gymnasium) envs, and whole episodes for evaluation and population methods.
 
-Both return the same time-major ``Batch`` of *raw* observations and both act with the
+Both rollouts return the same time-major ``Batch`` of *raw* observations and both act with the
 observation statistics frozen for the whole rollout; ``finish_rollout`` then folds the batch
-into the statistics and scales the rewards, identically for both backends. The learner
-normalises the batch with the updated statistics and recomputes the old log-probabilities
-under them, so the ratio in the surrogate starts at exactly 1.
+into the statistics and scales the rewards, identically for both backends. A learner normalises
+the batch with the updated statistics (PPO recomputes the old log-probabilities under them, so
+the ratio in the surrogate starts at exactly 1).
 """
 from typing import Any, Callable, NamedTuple
 
@@ -12,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surrogate.core.distributions import noise_from_bits
 from surrogate.core.normalize import (
     RunningStats,
     ReturnNormState,
@@ -33,6 +33,7 @@ class Batch(NamedTuple):
     terminations: Any
     dones: Any  # terminated or truncated
     next_obs: Any
+    start_carry: Any = ()  # the policy's recurrent state at the rollout's first step, ``[N, ...]``
 
 
 class EpisodeStats(NamedTuple):
@@ -43,6 +44,21 @@ class EpisodeStats(NamedTuple):
     count: Any
 
 
+class Experience(NamedTuple):
+    """What a ``collect="steps"`` iteration gives ``learn``: the rollout, and the observation statistics
+    it was normalised with (already updated with the rollout's observations)."""
+
+    batch: Batch
+    obs_stats: RunningStats
+
+
+class Episodes(NamedTuple):
+    """What a ``collect="episodes"`` iteration gives ``learn``: one episode per candidate."""
+
+    returns: Any  # [candidates]
+    lengths: Any
+
+
 class EnvCarry(NamedTuple):
     env_state: Any  # None for host envs (their state lives in the vector env)
     obs: Any
@@ -50,6 +66,7 @@ class EnvCarry(NamedTuple):
     return_norm: ReturnNormState
     episode_return: Any
     episode_length: Any
+    policy_carry: Any = ()  # the acting function's recurrent state per env
 
 
 class RolloutSpec(NamedTuple):
@@ -61,13 +78,26 @@ class RolloutSpec(NamedTuple):
     gamma: float
     action_low: Any = None  # clip continuous actions to these bounds before stepping
     action_high: Any = None
+    act_words: int = 0  # uint32 random words the acting function takes per env and step
 
 
-def init_carry(env_state, obs, xp) -> EnvCarry:
+def rollout_spec(config, env, act_words: int = 0, num_steps: int | None = None) -> RolloutSpec:
+    """The rollout ``config`` asks for on ``env`` (normalisers off unless the config has them on)."""
+    low, high = env.action_bounds or (None, None)
+    return RolloutSpec(config.num_steps if num_steps is None else num_steps, getattr(config, "normalize_obs", False),
+                       getattr(config, "normalize_reward", False), getattr(config, "gamma", 0.99), _hashable(low),
+                       _hashable(high), act_words)
+
+
+def _hashable(x):
+    return x if x is None or np.isscalar(x) else tuple(np.asarray(x, np.float32).tolist())
+
+
+def init_carry(env_state, obs, xp, policy_carry=()) -> EnvCarry:
     """``xp`` is ``numpy`` (host) or ``jax.numpy``. Statistics start at mean 0, variance 1."""
     n = obs.shape[0]
     zeros = xp.zeros((n,), xp.float32)
-    return EnvCarry(env_state, obs, init_stats(obs.shape[1:], xp), init_return_norm(n, xp), zeros, zeros)
+    return EnvCarry(env_state, obs, init_stats(obs.shape[1:], xp), init_return_norm(n, xp), zeros, zeros, policy_carry)
 
 
 def policy_input(spec: RolloutSpec, stats: RunningStats, obs):
@@ -78,6 +108,12 @@ def clip_actions(spec: RolloutSpec, actions, xp):
     if spec.action_low is None:
         return actions
     return xp.clip(actions, xp.asarray(spec.action_low), xp.asarray(spec.action_high))
+
+
+def reset_where(done, carry, xp):
+    """The recurrent ``carry`` zeroed for the envs whose episode ended (``done [N]``)."""
+    keep = lambda c: xp.where(done.reshape(-1, *([1] * (c.ndim - 1))), xp.zeros_like(c), c)
+    return jax.tree.map(keep, carry)
 
 
 def finish_rollout(spec: RolloutSpec, carry: EnvCarry, batch: Batch, xp):
@@ -91,47 +127,48 @@ def finish_rollout(spec: RolloutSpec, carry: EnvCarry, batch: Batch, xp):
     return carry, batch
 
 
-def jax_rollout(spec: RolloutSpec, env, env_params, sample_fn: Callable, params, carry: EnvCarry, key, discrete: bool,
-                start=None):
-    """``spec.num_steps`` steps of ``vmap(env.step_to)`` in a ``lax.scan``.
+def jax_rollout(spec: RolloutSpec, env, act: Callable, params, carry: EnvCarry, key, start=None):
+    """``spec.num_steps`` steps of ``vmap(env.step_to)`` in a ``lax.scan``, acting with
+    ``act(params, obs, policy_carry, bits) -> (actions, policy_carry)`` (``Algorithm.act``).
 
-    ``sample_fn(params, obs, noise) -> actions`` sees normalised observations and the step's slice of
-    noise drawn for the whole rollout up front (Gumbel if ``discrete``, else normal). ``start``: a
-    boolean; where true the envs first start from fresh resets (a run's first rollout, whose ``carry``
-    holds placeholder env states: ``onpolicy.jax_init``).
+    ``act`` sees normalised observations and its step's slice of random bits drawn for the whole
+    rollout up front. ``start``: a boolean; where true the envs first start from fresh resets (a
+    run's first rollout, whose ``carry`` holds placeholder env states: ``jax_driver.initial_state``).
     Returns ``(carry, Batch, EpisodeStats summed over the rollout)``.
     """
     num_envs = carry.obs.shape[0]
     step = jax.vmap(env.step_to, in_axes=(0, 0, 0, 0, None))
+    env_params = env.default_params
 
     def one_step(carry: EnvCarry, inputs):
-        noise, k_env, reset = inputs
-        actions = sample_fn(params, policy_input(spec, carry.obs_stats, carry.obs), noise)
+        act_bits, k_env, reset = inputs
+        actions, policy_carry = act(params, policy_input(spec, carry.obs_stats, carry.obs), carry.policy_carry,
+                                    act_bits)
         obs, env_state, reward, done, info = step(k_env, carry.env_state, clip_actions(spec, actions, jnp), reset,
                                                   env_params)
         done_f = done.astype(jnp.float32)
         ep_ret, ep_len = carry.episode_return + reward, carry.episode_length + 1
         finished = EpisodeStats((ep_ret * done_f).sum(), (ep_len * done_f).sum(), done_f.sum())
         new = carry._replace(env_state=env_state, obs=obs, episode_return=ep_ret * (1 - done_f),
-                             episode_length=ep_len * (1 - done_f))
+                             episode_length=ep_len * (1 - done_f), policy_carry=reset_where(done, policy_carry, jnp))
         out = Batch(carry.obs, actions, reward, info["terminated"], done, info["final_observation"])
         return new, (out, finished)
 
     # The rollout's randomness up front, from one draw of random bits (each jax.random call compiles
     # its own threefry loop): each step's env key, the state it would reset to if its episode ended
-    # (plus one more row: the start states), and the action noise.
+    # (plus one more row: the start states), and the acting function's bits.
     T = spec.num_steps
     words = key_words(key)
-    bits = jax.random.bits(key, (T + 1, num_envs, 2 * words + env.action_dim))
+    bits = jax.random.bits(key, (T + 1, num_envs, 2 * words + spec.act_words))
     resets = jax.vmap(jax.vmap(env.reset, in_axes=(0, None)), in_axes=(0, None))(
         keys_like(key, bits[..., words:2 * words]), env_params)
-    noise = noise_from_bits(bits[:T, :, 2 * words:], discrete)
     if start is not None:
         pick = lambda new, old: jnp.where(start, new[T], old)
         carry = carry._replace(obs=pick(resets[0], carry.obs), env_state=jax.tree.map(pick, resets[1], carry.env_state))
-    inputs = (noise, keys_like(key, bits[:T, :, :words]), jax.tree.map(lambda x: x[:T], resets))
+    start_carry = carry.policy_carry
+    inputs = (bits[:T, :, 2 * words:], keys_like(key, bits[:T, :, :words]), jax.tree.map(lambda x: x[:T], resets))
     carry, (batch, finished) = jax.lax.scan(one_step, carry, inputs)
-    carry, batch = finish_rollout(spec, carry, batch, jnp)
+    carry, batch = finish_rollout(spec, carry, batch._replace(start_carry=start_carry), jnp)
     return carry, batch, jax.tree.map(lambda x: x.sum(), finished)
 
 
@@ -148,13 +185,55 @@ def keys_like(key, words):
     return words
 
 
-def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
+def jax_episodes(spec: RolloutSpec, env, act: Callable, params, obs_stats, key, episodes: int, initial_carry=()):
+    """``episodes`` episodes in parallel for ``max_episode_steps`` steps, acting with ``act``; returns
+    ``Episodes`` (undiscounted returns and lengths). An episode stops counting when it ends (its env
+    then stays where it was: ``step_to`` with no reset, keys and acting bits drawn up front from one
+    draw of random bits, so the loop body holds no random-number code)."""
+    words = key_words(key)
+    bits = jax.random.bits(key, (env.max_episode_steps + 1, episodes, words + spec.act_words))
+    obs, state = jax.vmap(env.reset)(keys_like(key, bits[-1, :, :words]))
+    step = jax.vmap(env.step_to, in_axes=(0, 0, 0, 0, None))
+
+    def body(carry, step_bits):
+        obs, state, policy_carry, ret, length, alive = carry
+        actions, policy_carry = act(params, policy_input(spec, obs_stats, obs.astype(jnp.float32)), policy_carry,
+                                    step_bits[:, words:])
+        obs, state, reward, done, _ = step(keys_like(key, step_bits[:, :words]), state,
+                                           clip_actions(spec, actions, jnp), (obs, state), env.default_params)
+        ret, length = ret + reward * alive, length + alive
+        return (obs, state, policy_carry, ret, length, alive * (1.0 - done)), None
+
+    init = (obs, state, initial_carry, jnp.zeros(episodes), jnp.zeros(episodes), jnp.ones(episodes))
+    (*_, ret, length, _), _ = jax.lax.scan(body, init, bits[:-1])
+    return Episodes(ret, length)
+
+
+def host_episodes(spec: RolloutSpec, env, act_np: Callable, seed: int, episodes: int, initial_carry=()):
+    """``jax_episodes`` on a host vector env: ``act_np(raw_obs, carry) -> (actions, carry)``."""
+    venv = env.vector(episodes, seed)
+    obs, _ = venv.reset(seed=seed)
+    ret, length, alive = np.zeros(episodes), np.zeros(episodes), np.ones(episodes)
+    carry = initial_carry
+    try:
+        while alive.any():
+            actions, carry = act_np(obs, carry)
+            obs, reward, term, trunc, _ = venv.step(clip_actions(spec, np.asarray(actions), np))
+            ret += reward * alive
+            length += alive
+            alive *= 1.0 - (term | trunc)
+    finally:
+        venv.close()
+    return Episodes(ret, length)
+
+
+def host_rollout(spec: RolloutSpec, venv, act_np: Callable, carry: EnvCarry):
     """The same rollout on a host vector env (``surrogate.envs.HostVectorEnv``), in Python.
 
-    ``sample_np(raw_obs) -> actions`` acts with the observation statistics frozen for the rollout
-    (``onpolicy.host_sampler``: a NumPy policy, since a jitted call costs ~55 us of dispatch here,
-    half a MuJoCo step). The loop does only what must happen per step (act, clip, step into
-    preallocated rows); episode statistics are computed from the buffers afterwards.
+    ``act_np(raw_obs, policy_carry) -> (actions, policy_carry)`` acts with the observation statistics
+    frozen for the rollout (``host.host_acting``; a NumPy policy where the algorithm gives one).
+    The loop does only what must happen per step (act, clip, step into preallocated rows); episode
+    statistics are computed from the buffers afterwards.
     Returns NumPy ``(carry, Batch, EpisodeStats)``.
     """
     T, N = spec.num_steps, carry.obs.shape[0]
@@ -167,8 +246,10 @@ def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
     act_buf = None
     low = None if spec.action_low is None else np.asarray(spec.action_low, np.float32)
     high = None if spec.action_high is None else np.asarray(spec.action_high, np.float32)
+    policy_carry = start_carry = carry.policy_carry
+    recurrent = bool(jax.tree.leaves(policy_carry))
     for t in range(T):
-        actions = sample_np(obs_buf[t])
+        actions, policy_carry = act_np(obs_buf[t], policy_carry)
         if act_buf is None:
             act_buf = np.empty((T, *actions.shape), actions.dtype)
             clipped = np.empty_like(actions)
@@ -176,10 +257,12 @@ def host_rollout(spec: RolloutSpec, venv, sample_np: Callable, carry: EnvCarry):
         if low is not None:  # (min/max ufuncs into a buffer: half the cost of np.clip's Python wrapper)
             actions = np.minimum(np.maximum(actions, low, out=clipped), high, out=clipped)
         venv.step_into(actions, obs_buf[t + 1], next_buf[t], rew_buf[t], term_buf[t], trunc_buf[t])
+        if recurrent:
+            policy_carry = reset_where(term_buf[t] | trunc_buf[t], policy_carry, np)
     done_buf = term_buf | trunc_buf
     finished, ep_ret, ep_len = episode_stats(rew_buf, done_buf, carry.episode_return, carry.episode_length)
-    carry = carry._replace(obs=obs_buf[T], episode_return=ep_ret, episode_length=ep_len)
-    batch = Batch(obs_buf[:T], act_buf, rew_buf, term_buf, done_buf, next_buf)
+    carry = carry._replace(obs=obs_buf[T], episode_return=ep_ret, episode_length=ep_len, policy_carry=policy_carry)
+    batch = Batch(obs_buf[:T], act_buf, rew_buf, term_buf, done_buf, next_buf, start_carry)
     carry, batch = finish_rollout(spec, carry, batch, np)
     return carry, batch, finished
 
