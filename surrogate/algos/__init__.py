@@ -4,7 +4,8 @@ import importlib
 from surrogate.errors import ConfigError
 
 ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "surrogate.algos.tnpg",
-         "vpg": "surrogate.algos.vpg"}
+         "vpg": "surrogate.algos.vpg", "dqn": "surrogate.algos.dqn", "cem": "surrogate.algos.cem",
+         "recurrent_ppo": "surrogate.algos.recurrent_ppo"}
 
 
 def get(name: str):
