@@ -1,6 +1,9 @@
-"""Regenerate the README's result tables from benchmarks/results/*.json (never typed by hand).
+"""Regenerate the result tables of README.md and benchmarks/README.md from benchmarks/results/*.json
+(never typed by hand).
 
   python benchmarks/readme_tables.py      # rewrites the blocks between <!-- table:NAME --> markers
+
+A table whose results file is missing reads "_not measured yet: run `python benchmarks/X.py`_".
 """
 import json
 import re
@@ -13,6 +16,31 @@ RESULTS = ROOT / "benchmarks" / "results"
 def _load(name):
     f = RESULTS / f"{name}.json"
     return json.loads(f.read_text()) if f.is_file() else None
+
+
+def _first(d, *keys):
+    """The value of the first of ``keys`` that ``d`` has (benchmark scripts name raw figures differently)."""
+    return next((d[k] for k in keys if d.get(k) is not None), None)
+
+
+def _footer(d) -> str:
+    return f"\n_{d['date']}, `{d['command']}`, {d['machine']['cores']} cores {d['machine']['cpu']}_"
+
+
+def _sps(x) -> str:
+    """A rate: 3.10M, 141.5k, 150."""
+    if x is None:
+        return "-"
+    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
+
+
+def _ratio_row(d, label, ours, peer, ratio_key, target) -> str:
+    """``| label | ours / peer | ratio | target |``; the ratio from ``ratio_key``, else ours / peer."""
+    a, b = _first(d, *ours), _first(d, *peer)
+    ratio = d.get(ratio_key)
+    if ratio is None and a is not None and b:
+        ratio = a / b
+    return f"| {label} | {_sps(a)} / {_sps(b)} | {'-' if ratio is None else f'{ratio:.2f}×'} | {target} |"
 
 
 def ppo_mujoco(name: str = "ppo_mujoco") -> str:
@@ -126,17 +154,84 @@ def gae_lambda() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda,"ppo_mujoco": ppo_mujoco, "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
-          "ppo_cartpole": ppo_cartpole}
+def dqn_cartpole() -> str:
+    d = _load("dqn_cartpole")
+    if not d:
+        return "_not measured yet: run `python benchmarks/dqn_cartpole.py`_"
+    rows = ["| figure | ours / peer | ratio | target |", "|---|---|---|---|",
+            _ratio_row(d, "single-seed steps/s, rejax's config: ours / rejax",
+                       ("our_sps_rejax_config_1seed", "ours_sps_1seed", "ours_sps"),
+                       ("rejax_sps_1seed", "rejax_sps"), "speedup_vs_rejax_sps", "≥ 1.0×"),
+            _ratio_row(d, "16 seeds, total steps/s: ours (sharded) / rejax (vmap)",
+                       ("our_sps_total_sixteen_seeds", "ours_sps_sixteen_seeds"),
+                       ("rejax_sps_total_sixteen_seeds", "rejax_sps_sixteen_seeds"),
+                       "sixteen_seeds_speedup_vs_rejax", "≥ 1.8×"),
+            _ratio_row(d, "single-seed steps/s, rl-zoo3 config: ours / SB3",
+                       ("our_sps_rlzoo_config_1seed", "ours_sps_rlzoo", "ours_zoo_sps"),
+                       ("sb3_sps_1seed", "sb3_sps"), "speedup_vs_sb3_sps", "≥ 3×")]
+    ours, peer = _first(d, "final_return_mean", "ours_final_return_mean"), _first(d, "rejax_final_return_mean")
+    if ours is not None:
+        rows.append(f"| final return, rejax's config: ours / rejax | {ours:.0f} / "
+                    f"{'-' if peer is None else f'{peer:.0f}'} | | |")
+    rows.append(_footer(d))
+    return "\n".join(rows)
+
+
+def cem_cartpole() -> str:
+    d = _load("cem_cartpole")
+    if not d:
+        return "_not measured yet: run `python benchmarks/cem_cartpole.py`_"
+    raw = max(d["raw_step_to_sps"], d["raw_gymnax_sps"])
+    returns = " / ".join(f"{r:.0f}" for r in d["final_returns"])
+    to_475 = " / ".join("never" if i is None else str(i) for i in d.get("iterations_to_475", [])) or "-"
+    rows = ["| figure | ours | reference | ratio | target |", "|---|---|---|---|---|",
+            f"| steps/s: training / raw vmapped env (population {d['population']}) | {_sps(d['ours_sps'])} "
+            f"| {_sps(raw)} | **{d['fraction_of_raw']:.0%}** | ≥ 50% |",
+            f"| mean policy's return after {d['iterations']} iterations ({d['seeds']} seeds, 20 deterministic "
+            f"episodes each) | {returns} | 500 (the maximum) | | |",
+            f"| iterations until the mean policy scores ≥ 475 | {to_475} | | | |",
+            _footer(d)]
+    return "\n".join(rows)
+
+
+def recurrent_cartpole() -> str:
+    d = _load("recurrent_cartpole")
+    if not d:
+        return "_not measured yet: run `python benchmarks/recurrent_cartpole.py`_"
+
+    def steps(x):
+        return "never" if x is None else f"{x / 1000:.0f}k"
+
+    ours, peer = d.get("median_steps_to_475"), d.get("sb3c_median_steps_to_475")
+    rows = ["| figure | ours / peer | ratio | target |", "|---|---|---|---|",
+            _ratio_row(d, "single-seed steps/s, rl-zoo3 ppo_lstm config: ours / sb3-contrib RecurrentPPO",
+                       ("ours_sps", "our_sps", "our_sps_1seed", "ours_sps_1seed"), ("sb3c_sps", "sb3c_sps_1seed"),
+                       "speedup_vs_sb3c_sps", "≥ 30×"),
+            f"| median env steps to 475: ours / sb3-contrib | {steps(ours)} / {steps(peer)} "
+            f"| {f'{ours / peer:.2f}×' if ours is not None and peer else '-'} | ≤ 1× |"]
+    mlp = _first(d, "mlp_ppo_final_return", "mlp_final_return", "mlp_ppo_final_return_mean", "mlp_ppo_return")
+    if mlp is not None:
+        rows.append(f"| PPO with an MLP (no memory), same task: final return | {mlp:.0f} | | < 200 |")
+    rows.append(_footer(d))
+    return "\n".join(rows)
+
+
+TABLES = {"trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
+          "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
+          "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole,
+          "recurrent_cartpole": recurrent_cartpole}
+FILES = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
 
 
 def main():
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    for name, fn in TABLES.items():
-        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
-    readme.write_text(text)
+    for readme in FILES:
+        if not readme.is_file():
+            continue
+        text = readme.read_text()
+        for name, fn in TABLES.items():
+            pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table -->)", re.S)
+            text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
+        readme.write_text(text)
 
 
 if __name__ == "__main__":
