@@ -44,7 +44,7 @@ def cartpole(seeds: int, steps: int) -> dict:
     for fit in FITS:
         for lam in LAMBDAS:
             cfg = dataclasses.replace(trpo.PRESETS["cartpole"], gae_lambda=lam, vf_fit=fit, total_steps=steps)
-            res = trpo.train(cfg, envs.make(cfg.env), jax.random.PRNGKey(0), seeds=seeds)
+            res = trpo.ALGO.train(cfg, envs.make(cfg.env), jax.random.PRNGKey(0), seeds=seeds)
             out[f"{fit}/{lam}"] = s = scores(res.history, seeds)
             print(f"CartPole-v1 {fit:12s} lambda {lam:4}: mean over training {s['auc_mean_return']:6.1f}, "
                   f"last 10% {s['final_mean_return']:6.1f}", flush=True)
@@ -62,7 +62,7 @@ def mujoco(task: str, seeds: list, steps: int, skip_done: bool, summary_only: bo
                     continue
                 if not (skip_done and path.is_file()):
                     cfg = dataclasses.replace(trpo.PRESETS["mujoco"], env=task, gae_lambda=lam, vf_fit=fit, total_steps=steps)
-                    res = trpo.train(cfg, envs.make(task), jax.random.PRNGKey(seed))
+                    res = trpo.ALGO.train(cfg, envs.make(task), jax.random.PRNGKey(seed))
                     write_result(path, {"task": task, "fit": fit, "lambda": lam, "seed": seed,
                                         **scores(res.history, 1), "config": dataclasses.asdict(cfg)})
                 runs.append(json.loads(path.read_text()))

@@ -29,10 +29,10 @@ def run_one(module, config, seed: int, out: Path) -> dict:
     """Train one seed of ``module`` (an algorithm module) with ``config``; write its figures to ``out``."""
     env = envs.make(config.env)
     t = time.perf_counter()
-    result = module.train(config, env, jax.random.PRNGKey(seed))
+    result = module.ALGO.train(config, env, jax.random.PRNGKey(seed))
     wall = time.perf_counter() - t
-    params, stats = module.seed_params(result, 0)
-    ev = module.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 + seed), 10)
+    params, stats = module.ALGO.seed_policy(config, result, 0)
+    ev = module.ALGO.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 + seed), 10)
     curve = episode_curve(result.history)[0]
     fig = {"task": config.env, "seed": seed, "total_steps": config.num_updates * config.batch_size,
            "final_return_last100_train_episodes": last_100_mean(result.history),
@@ -69,11 +69,11 @@ def training_rate(module, config, updates: int = 20) -> float:
     config = dataclasses.replace(config, total_steps=(updates + 1) * config.batch_size)
     env = envs.make(config.env)
     key = jax.random.PRNGKey(0)
-    jax.block_until_ready(module.train(config, env, key, until=1).state)  # compiles
+    jax.block_until_ready(module.ALGO.train(config, env, key, until=1).state)  # compiles
     t = time.perf_counter()
-    jax.block_until_ready(module.train(config, env, key, until=1).state)
+    jax.block_until_ready(module.ALGO.train(config, env, key, until=1).state)
     one = time.perf_counter() - t
     t = time.perf_counter()
-    jax.block_until_ready(module.train(config, env, key).state)
+    jax.block_until_ready(module.ALGO.train(config, env, key).state)
     many = time.perf_counter() - t
     return updates * config.batch_size / (many - one)

@@ -17,7 +17,7 @@ machine's speed drifts by up to ~25% over minutes), and each side's best round c
     is replaced by a no-op, so both sides are pure training. Each side: ``jit(...).lower().compile()``,
     one warm-up call, then timed calls with ``block_until_ready``. Target >= 1.0. Ours uses both
     cores for its one seed (the actor's epochs on one device, the critic's on the other:
-    ``onpolicy.learn_parts_in_parallel``); rejax uses one. ``one_device_speedup_vs_rejax_sps`` is
+    ``runtime.parts.learn_parts_in_parallel``); rejax uses one. ``one_device_speedup_vs_rejax_sps`` is
     ours on one device (``SURROGATE_HOST_DEVICES=1``), measured in the same rounds, for reference.
     ``speedup_vs_sb3_sps``: ours at the rl-zoo config (preset ``cartpole``: 8 envs x 32 steps,
     20 epochs, 1 minibatch) vs SB3 PPO (torch CPU) with the rl-zoo hyperparameters, ``learn()``
@@ -41,7 +41,7 @@ machine's speed drifts by up to ~25% over minutes), and each side's best round c
     import, create, jit, train one seed), best of two. Target warm_start_s <= 0.5x.
 (d) ``sixteen_seeds_speedup_vs_sb3``: wall clock with everything included (process launch,
     imports, compile, training; 100k steps per seed, rl-zoo config) for 16 seeds. Ours: one
-    process, cold compile (persistent cache off), ``ppo.train(..., seeds=16)``. SB3: two
+    process, cold compile (persistent cache off), ``ppo.ALGO.train(..., seeds=16)``. SB3: two
     processes in parallel (one per core, 1 torch thread each), each training 8 seeds one after
     the other (one import per process, which favours SB3 over 16 separate processes); the wall
     time runs from launching the first process to the later of the two "training done" times.
@@ -83,7 +83,8 @@ from common import RESULTS, last_json, run_json, write_result  # noqa: E402
 
 from surrogate import envs  # noqa: E402
 from surrogate.algos import ppo  # noqa: E402
-from surrogate.core import onpolicy  # noqa: E402
+from surrogate.runtime import jax_driver  # noqa: E402
+from surrogate.runtime.train import eval_program  # noqa: E402
 
 ENV_ID = "CartPole-v1"
 PEERS = HERE / "peers"
@@ -96,7 +97,7 @@ import surrogate, jax
 from surrogate import envs
 from surrogate.algos import ppo
 cfg = dataclasses.replace(ppo.PRESETS[sys.argv[1]], total_steps=int(sys.argv[2]))
-res = ppo.train(cfg, envs.make("CartPole-v1"), jax.random.PRNGKey(0), seeds=int(sys.argv[3]))
+res = ppo.ALGO.train(cfg, envs.make("CartPole-v1"), jax.random.PRNGKey(0), seeds=int(sys.argv[3]))
 jax.block_until_ready(res.state)
 print(json.dumps({"ready_unix": time.time(), "steps_per_seed": cfg.num_updates * cfg.batch_size}))
 """
@@ -109,13 +110,12 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
     """Compile time (initialiser + whole run) and warm steps/s, as in the peer scripts."""
     config = dataclasses.replace(ppo.PRESETS[preset], total_steps=total)
     env = envs.make(ENV_ID)
-    learner = ppo.make_learner(config, env)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(())))  # backend start-up, not compile
-    t = time.perf_counter()  # the initialiser: host draws of the parameters, then its (compiled) program
-    runner = jax.block_until_ready(onpolicy.jax_init(ppo.ALGO, config, learner, env, seeds)(keys))
+    t = time.perf_counter()  # the initial state: made on the host, nothing compiled for an MLP
+    runner = jax.block_until_ready(jax_driver.initial_state(ppo.ALGO, config, env, keys))
     init_compile_s = time.perf_counter() - t
-    step = onpolicy.train_program(ppo.ALGO, config, learner, env, seeds, config.num_updates)
+    step = jax_driver.train_program(ppo.ALGO, config, env, seeds, config.num_updates)
     runner = jax.block_until_ready(step.place(runner))
     t = time.perf_counter()
     compiled = step.lower(runner).compile()
@@ -129,9 +129,9 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
     warm = times[1:]
     # our evaluation (compiled separately from training), for the comparison with rejax's
     # training program that has its one end-of-training evaluation compiled in
-    params, stats = jax.tree.map(lambda x: x[0], (runner.train.params, runner.env.obs_stats))
+    params, stats = jax.tree.map(lambda x: x[0], (runner.algo.params, runner.env.obs_stats))
     t = time.perf_counter()
-    onpolicy.jax_eval_program(config, learner, env, 20).lower(params, stats, jax.random.PRNGKey(1)).compile()
+    eval_program(ppo.ALGO, config, env, 20).lower(params, stats, jax.random.PRNGKey(1)).compile()
     eval_compile_s = time.perf_counter() - t
     return dict(lib="surrogate", preset=preset, seeds=seeds, steps_per_seed=steps,
                 compile_s=init_compile_s + train_compile_s, init_compile_s=init_compile_s,
@@ -275,14 +275,14 @@ def our_steps_to_threshold(a) -> dict:
     def logger(result, done):
         if done in marks:
             for i in range(a.seeds):
-                params, stats = ppo.seed_params(result, i)
-                ret = ppo.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 * (i + 1) + done), 20)
+                params, stats = ppo.ALGO.seed_policy(config, result, i)
+                ret = ppo.ALGO.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 * (i + 1) + done), 20)
                 evals[i].append((marks[done], float(np.mean(ret))))
 
     log(f"(e) ours, {a.seeds} seeds, rl-zoo config, deterministic evaluation at steps {sorted(marks.values())} "
         f"(after updates {sorted(marks)})")
     t = time.perf_counter()
-    ppo.train(config, env, jax.random.PRNGKey(0), seeds=a.seeds, chunk_updates=1, logger=logger)
+    ppo.ALGO.train(config, env, jax.random.PRNGKey(0), seeds=a.seeds, chunk_updates=1, logger=logger)
     first = [next((s for s, m in ev if m >= THRESHOLD), None) for ev in evals]
     return dict(evals=evals, first_step_ge_475=first, final_eval_mean=[ev[-1][1] for ev in evals],
                 wall_s=time.perf_counter() - t)

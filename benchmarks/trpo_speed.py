@@ -49,11 +49,11 @@ def ours_jax(env_id: str, updates: int, repeats: int = 3) -> dict:
     compiles (noise on a shared CPU only slows a run down; the median is kept beside it)."""
     config = dataclasses.replace(trpo.PRESETS["sb3-contrib"], env=env_id, total_steps=updates * 2048)
     env = envs.make(env_id)
-    jax.block_until_ready(trpo.train(config, env, jax.random.PRNGKey(0)).state)  # compiles
+    jax.block_until_ready(trpo.ALGO.train(config, env, jax.random.PRNGKey(0)).state)  # compiles
     rates = []
     for i in range(repeats):
         t = time.perf_counter()
-        jax.block_until_ready(trpo.train(config, env, jax.random.PRNGKey(1 + i)).state)
+        jax.block_until_ready(trpo.ALGO.train(config, env, jax.random.PRNGKey(1 + i)).state)
         rates.append(config.num_updates * config.batch_size / (time.perf_counter() - t))
     return {"best": max(rates), "median": float(np.median(rates)), "all": rates}
 

@@ -15,7 +15,7 @@ from flax import serialization
 
 from surrogate.errors import CheckpointError
 
-FORMAT = 1
+FORMAT = 2  # 2: runtime.RunnerState (algo, env, key, iteration)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

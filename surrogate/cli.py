@@ -44,15 +44,15 @@ def _train(argv):
         p.print_help()
         return 0
     opts, rest = p.parse_known_args(argv)
-    module = algos.get(opts.algo)
-    if opts.preset is not None and opts.preset not in module.PRESETS:
-        raise ConfigError(f"Unknown preset {opts.preset!r} for {opts.algo}. Available: {', '.join(module.PRESETS)}.")
-    default = module.PRESETS[opts.preset] if opts.preset else module.Config()
+    algorithm = algos.get(opts.algo)
+    if opts.preset is not None and opts.preset not in algorithm.presets:
+        raise ConfigError(f"Unknown preset {opts.preset!r} for {opts.algo}. Available: {', '.join(algorithm.presets)}.")
+    default = algorithm.presets[opts.preset] if opts.preset else algorithm.Config()
     if "-h" in rest or "--help" in rest:  # the run options, then the hyperparameters
         p.print_help()
         print(f"\nhyperparameters of {opts.algo}:", flush=True)
         try:
-            tyro.cli(module.Config, default=default, args=["--help"], prog=f"surrogate train {opts.algo}")
+            tyro.cli(algorithm.Config, default=default, args=["--help"], prog=f"surrogate train {opts.algo}")
         except SystemExit as e:
             return e.code
     if opts.no_compile_cache:
@@ -67,7 +67,7 @@ def _train(argv):
         run.train_in_dir(opts.resume, opts.algo, resume=True, eval_episodes=opts.eval_episodes, progress=progress)
         run_dir = Path(opts.resume)
     else:
-        config = tyro.cli(module.Config, default=default, args=rest, prog=f"surrogate train {opts.algo}")
+        config = tyro.cli(algorithm.Config, default=default, args=rest, prog=f"surrogate train {opts.algo}")
         run_dir = Path(opts.runs_dir) / (opts.name or f"{opts.algo}-{config.env.replace('/', '_')}")
         run.train_in_dir(run_dir, opts.algo, config, opts.seeds, checkpoint_every=opts.checkpoint_every,
                          overwrite=opts.overwrite, eval_episodes=opts.eval_episodes, progress=progress, seed=opts.seed)
@@ -94,8 +94,8 @@ def _eval(argv):
     a = p.parse_args(argv)
     if a.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {a.episodes}.")
-    module, config, env, result, seeds = run.load_result(Path(a.run_dir))
-    report = run.evaluate_seeds(module, config, env, result, seeds, a.episodes)
+    algorithm, config, env, result, seeds = run.load_result(Path(a.run_dir))
+    report = run.evaluate_seeds(algorithm, config, env, result, seeds, a.episodes)
     for i, r in enumerate(report["mean_return_per_seed"]):
         print(f"seed {i}: {r:.2f}")
     print(f"mean {report['mean_return']:.2f} +- {report['std_over_seeds']:.2f} ({a.episodes} episodes per seed)")
@@ -103,7 +103,7 @@ def _eval(argv):
 
 
 def _plot(argv):
-    from surrogate.plot import plot_runs
+    from surrogate.run import plot_runs
 
     p = argparse.ArgumentParser(prog="surrogate plot")
     p.add_argument("run_dirs", nargs="+")
@@ -128,8 +128,7 @@ def _algos(argv):
     from surrogate import algos
 
     for name in sorted(algos.ALGOS):
-        module = algos.get(name)
-        print(f"{name}: presets {', '.join(module.PRESETS)}")
+        print(f"{name}: presets {', '.join(algos.get(name).presets)}")
     return 0
 
 

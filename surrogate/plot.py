@@ -1,4 +1,5 @@
-"""Learning curves: mean and spread (min-max and +-1 std) over seeds, one line per run."""
+"""Learning curves: mean and spread (min-max and +-1 std) over seeds, one line per run. Knows no run
+directory: ``run.plot_runs`` reads the runs and calls ``plot_curves``."""
 import warnings
 from pathlib import Path
 
@@ -16,27 +17,21 @@ def _smooth(y: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def plot_runs(run_dirs, out: Path, title: str | None = None) -> Path:
-    """Plot the episode-return curves of ``run_dirs`` into ``out`` (PNG)."""
+def plot_curves(curves, out: Path, title: str | None = None) -> Path:
+    """Plot learning curves into ``out`` (PNG, written atomically). ``curves``: ``(label, env_steps [T],
+    episode returns [seeds, T])`` triples; each is smoothed and drawn as its mean over seeds with bands."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from surrogate.run import read_config, read_metrics_csv
-
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for run_dir in run_dirs:
-        run_dir = Path(run_dir)
-        saved = read_config(run_dir)
-        m = read_metrics_csv(run_dir / "metrics.csv")
-        ret = _smooth(m["episode_return"], max(1, m["episode_return"].shape[1] // 50))
-        x = m["env_steps"]
+    for label, x, returns in curves:
+        ret = _smooth(returns, max(1, returns.shape[1] // 50))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, std, lo, hi = np.nanmean(ret, 0), np.nanstd(ret, 0), np.nanmin(ret, 0), np.nanmax(ret, 0)
-        label = f"{run_dir.name}: {saved['algo']} on {saved['config']['env']} ({ret.shape[0]} seeds)"
-        line, = ax.plot(x, mean, label=label)
+        line, = ax.plot(x, mean, label=f"{label} ({ret.shape[0]} seeds)")
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.12, lw=0)
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
     ax.set_xlabel("environment steps per seed")

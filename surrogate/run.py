@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from surrogate import algos, checkpoint
+from surrogate.runtime import TrainResult
 from surrogate.errors import ConfigError, RunDirError
 
 CONFIG = "config.json"
@@ -68,17 +69,17 @@ def read_config(run_dir: Path) -> dict:
 
 
 def config_from_saved(saved: dict, path=CONFIG):
-    """``(module, Config)`` from a parsed ``config.json``. An unknown field or a value of the wrong type raises
+    """``(Algorithm, Config)`` from a parsed ``config.json``. An unknown field or a value of the wrong type raises
     ``RunDirError``, values that fail ``validate`` a ``ConfigError``; both name ``path``."""
-    module = algos.get(saved["algo"])
+    algorithm = algos.get(saved["algo"])
     if not isinstance(saved["config"], dict):
         raise RunDirError(f"{path} is corrupt (its \"config\" is not an object). Restore it, or start a new run.")
-    fields = {f.name: f for f in dataclasses.fields(module.Config)}
+    fields = {f.name: f for f in dataclasses.fields(algorithm.Config)}
     unknown = set(saved["config"]) - set(fields)
     if unknown:
         raise RunDirError(f"{path} has unknown fields {sorted(unknown)} for {saved['algo']}; it was written by "
                           f"another version. Remove them from {path}, or start a new run.")
-    types = typing.get_type_hints(module.Config)
+    types = typing.get_type_hints(algorithm.Config)
     values = {}
     for name, value in saved["config"].items():
         ok, value, expected = _check_type(value, types[name])
@@ -87,7 +88,7 @@ def config_from_saved(saved: dict, path=CONFIG):
                               f"is {fields[name].default!r}), or start a new run.")
         values[name] = value
     try:
-        return module, module.Config(**values).validate()
+        return algorithm, algorithm.Config(**values).validate()
     except ConfigError as e:
         raise ConfigError(f"{path} holds an invalid configuration: {e} Fix it in {path}, or start a new run.") from None
 
@@ -251,71 +252,84 @@ def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, 
         if algo is not None and algo != saved["algo"]:
             raise ConfigError(f"{run_dir} was trained with {saved['algo']}, not {algo}; resume it with "
                               f"`surrogate train {saved['algo']} --resume {run_dir}`.")
-        module, config = config_from_saved(saved, run_dir / CONFIG)
+        algorithm, config = config_from_saved(saved, run_dir / CONFIG)
         algo, seeds, checkpoint_every, seed = saved["algo"], saved["seeds"], saved["checkpoint_every"], saved.get("seed", 0)
     else:
-        module = algos.get(algo)
+        algorithm = algos.get(algo)
         if config is None:
-            config = module.Config()
+            config = algorithm.Config()
         config.validate()
         if seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {seeds}.")
-        checkpoint_every = checkpoint_every or default_checkpoint_every(config.num_updates)
+        checkpoint_every = checkpoint_every or default_checkpoint_every(algorithm.num_iterations(config))
         if checkpoint_every < 1:
             raise ConfigError(f"--checkpoint-every must be >= 1 update, got {checkpoint_every}.")
     env = envs.make(config.env)
     key = jax.random.PRNGKey(seed)
+    iterations, steps = algorithm.num_iterations(config), algorithm.steps_per_iteration(config, env)
     previous = None
     if resume:
-        template = module.state_template(config, env, key, seeds)
+        template = algorithm.state_template(config, env, key, seeds)
         state, history, done = checkpoint.load(run_dir / CKPT, template)
-        previous = module.TrainResult(state, history, config.batch_size)
+        previous = TrainResult(state, history, steps)
     else:
         prepare_dir(run_dir, algo, config, seeds, seed, checkpoint_every, overwrite)
         done = 0
-        if config.total_steps % config.batch_size:
-            print(f"note: total_steps {config.total_steps} is not a multiple of the batch ({config.num_envs} x "
-                  f"{config.num_steps} = {config.batch_size} steps); training runs {config.num_updates} updates = "
-                  f"{config.num_updates * config.batch_size} steps.", file=sys.stderr)
-    logger = DirLogger(run_dir, config.num_updates, seeds, progress, first_update=done)
+        total = getattr(config, "total_steps", None)
+        if total is not None and total != iterations * steps:
+            batch = (f"{config.num_envs} x {config.num_steps} = " if hasattr(config, "num_steps") else "") + f"{steps}"
+            print(f"note: total_steps {total} is not a multiple of the batch ({batch} steps); training runs "
+                  f"{iterations} updates = {iterations * steps} steps.", file=sys.stderr)
+    logger = DirLogger(run_dir, iterations, seeds, progress, first_update=done)
     try:
         until = None if stop_after is None else done + stop_after
-        result = module.train(config, env, key, seeds=seeds, logger=logger, resume=previous,
-                              chunk_updates=checkpoint_every, until=until)
+        result = algorithm.train(config, env, key, seeds=seeds, logger=logger, resume=previous,
+                                 chunk_updates=checkpoint_every, until=until)
     finally:
         logger.close()
     if stop_after is None:
-        finish(run_dir, module, config, env, result, seeds, eval_episodes)
+        finish(run_dir, algorithm, config, env, result, seeds, eval_episodes)
     return result
 
 
-def finish(run_dir: Path, module, config, env, result, seeds: int, episodes: int) -> dict:
+def finish(run_dir: Path, algorithm, config, env, result, seeds: int, episodes: int) -> dict:
     """Final deterministic evaluation of every seed (eval.json) and the learning curve (curve.png)."""
-    report = evaluate_seeds(module, config, env, result, seeds, episodes)
+    report = evaluate_seeds(algorithm, config, env, result, seeds, episodes)
     write_json(run_dir / EVAL, report)
-    from surrogate.plot import plot_runs
-
     plot_runs([run_dir], run_dir / CURVE)
     return report
 
 
-def evaluate_seeds(module, config, env, result, seeds: int, episodes: int) -> dict:
+def evaluate_seeds(algorithm, config, env, result, seeds: int, episodes: int) -> dict:
     per_seed = []
     for i in range(seeds):
-        params, stats = module.seed_params(result, i)
-        returns = module.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 + i), episodes)
+        params, stats = algorithm.seed_policy(config, result, i)
+        returns = algorithm.evaluate(config, env, params, stats, jax.random.PRNGKey(10_000 + i), episodes)
         per_seed.append(float(np.mean(returns)))
     return {"episodes_per_seed": episodes, "mean_return_per_seed": per_seed,
             "mean_return": float(np.mean(per_seed)), "std_over_seeds": float(np.std(per_seed))}
 
 
 def load_result(run_dir: Path):
-    """``(module, config, env, result, seeds)`` of a run directory from its latest checkpoint."""
+    """``(algorithm, config, env, result, seeds)`` of a run directory from its latest checkpoint."""
     from surrogate import envs
 
     saved = read_config(run_dir)
-    module, config = config_from_saved(saved, Path(run_dir) / CONFIG)
+    algorithm, config = config_from_saved(saved, Path(run_dir) / CONFIG)
     env = envs.make(config.env)
-    template = module.state_template(config, env, jax.random.PRNGKey(0), saved["seeds"])
+    template = algorithm.state_template(config, env, jax.random.PRNGKey(0), saved["seeds"])
     state, history, _ = checkpoint.load(Path(run_dir) / CKPT, template)
-    return module, config, env, module.TrainResult(state, history, config.batch_size), saved["seeds"]
+    steps = algorithm.steps_per_iteration(config, env)
+    return algorithm, config, env, TrainResult(state, history, steps), saved["seeds"]
+
+
+def plot_runs(run_dirs, out: Path, title: str | None = None) -> Path:
+    """Plot the episode-return curves of ``run_dirs`` into ``out`` (PNG)."""
+    from surrogate.plot import plot_curves
+
+    curves = []
+    for run_dir in map(Path, run_dirs):
+        saved, m = read_config(run_dir), read_metrics_csv(run_dir / METRICS)
+        curves.append((f"{run_dir.name}: {saved['algo']} on {saved['config']['env']}", m["env_steps"],
+                       m["episode_return"]))
+    return plot_curves(curves, out, title)

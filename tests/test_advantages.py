@@ -49,7 +49,7 @@ def test_gae_lambda_one_gives_discounted_returns_and_lambda_zero_gives_td_error(
 
 
 def test_epoch_permutations_are_uniform_random_permutations():
-    from surrogate.core.onpolicy import epoch_permutations
+    from surrogate.core.minibatches import epoch_permutations
 
     perms = np.asarray(jax.jit(epoch_permutations, static_argnums=(1, 2))(jax.random.PRNGKey(0), 3000, 5))
     assert (np.sort(perms, axis=1) == np.arange(5)).all()  # every row a permutation

@@ -55,7 +55,7 @@ def test_host_vector_env_same_step_reset():
 
 
 def test_episode_stats_from_buffers_match_a_step_by_step_count():
-    from surrogate.core.rollout import episode_stats
+    from surrogate.runtime.rollout import episode_stats
 
     rng = np.random.default_rng(0)
     T, N = 50, 3

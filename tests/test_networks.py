@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from surrogate.algos import ppo
-from surrogate.core import onpolicy
+from surrogate.algos import actor_critic as ac
+from surrogate.runtime import jax_driver
 from surrogate import envs
-from surrogate.core.networks import orthogonal
+from surrogate.core.networks import mlp_params_np, orthogonal
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (4, 64), (64, 2), (8, 8, 4, 32)])
@@ -60,8 +61,8 @@ def test_nature_cnn_actor_critic_shapes_and_pick_network():
     logits, value = net.apply(params, obs)
     assert logits.shape == (2, 6) and value.shape == (2,)
     cfg = ppo.Config()
-    assert onpolicy.pick_network(cfg, (84, 84, 4)) == "nature_cnn"
-    assert onpolicy.pick_network(cfg, (10, 10, 4)) == "mlp"  # MinAtar: too small for the Nature CNN's strides
+    assert ac.pick_network(cfg, (84, 84, 4)) == "nature_cnn"
+    assert ac.pick_network(cfg, (10, 10, 4)) == "mlp"  # MinAtar: too small for the Nature CNN's strides
 
 
 @pytest.mark.parametrize("discrete,hidden,obs_shape", [(True, (64, 64), (4,)), (False, (16, 8, 8), (3,)),
@@ -93,10 +94,11 @@ def test_runs_start_from_host_drawn_parameters_and_resume_structure():
     env = envs.make("CartPole-v1")
     learner = ppo.make_learner(cfg, env)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    runner = onpolicy.jax_init(ppo.ALGO, cfg, learner, env, 2)(keys)
-    want = onpolicy.host_params(learner, env.obs_shape, keys)
-    for a, b in zip(jax.tree.leaves(runner.train.params), jax.tree.leaves(want)):
-        np.testing.assert_array_equal(a, b)
-    template = onpolicy.state_template(ppo.ALGO, cfg, env, jax.random.PRNGKey(0), 2)
+    runner = jax_driver.initial_state(ppo.ALGO, cfg, env, keys)
+    want = [mlp_params_np(learner.network, ac.key_rng(k, 1), env.obs_shape) for k in keys]
+    for i in range(2):
+        for a, b in zip(jax.tree.leaves(runner.algo.params), jax.tree.leaves(want[i])):
+            np.testing.assert_array_equal(a[i], b)
+    template = ppo.ALGO.state_template(cfg, env, jax.random.PRNGKey(0), 2)
     assert jax.tree.structure(template) == jax.tree.structure(runner)
     assert [x.shape for x in jax.tree.leaves(template)] == [x.shape for x in jax.tree.leaves(runner)]

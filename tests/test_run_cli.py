@@ -64,10 +64,10 @@ def test_checkpoint_roundtrip_and_corruption(uninterrupted, tmp_path):
     _leaves_equal(loaded.state, result.state)
     bad = tmp_path / "bad.msgpack"
     bad.write_bytes(b"\x93not a checkpoint")
-    template = ppo.state_template(config, env, jax.random.PRNGKey(0), seeds)
+    template = ppo.ALGO.state_template(config, env, jax.random.PRNGKey(0), seeds)
     with pytest.raises(CheckpointError, match="corrupt"):
         checkpoint.load(bad, template)
-    other = ppo.state_template(ppo.Config(hidden=(32,)), env, jax.random.PRNGKey(0), seeds)
+    other = ppo.ALGO.state_template(ppo.Config(hidden=(32,)), env, jax.random.PRNGKey(0), seeds)
     with pytest.raises(CheckpointError, match="does not match"):
         checkpoint.load(d / run.CKPT, other)
 

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 def test_cartpole_presets_learn_for_16_seeds(preset, at_475):
     cfg = ppo.PRESETS[preset]
     env = envs.make("CartPole-v1")
-    result = ppo.train(cfg, env, jax.random.PRNGKey(0), seeds=16)
-    returns = np.array([float(ppo.evaluate(cfg, env, *ppo.seed_params(result, i), jax.random.PRNGKey(7), 20).mean())
+    result = ppo.ALGO.train(cfg, env, jax.random.PRNGKey(0), seeds=16)
+    returns = np.array([float(ppo.ALGO.evaluate(cfg, env, *ppo.ALGO.seed_policy(cfg, result, i), jax.random.PRNGKey(7),
+                                                20).mean())
                         for i in range(16)])
     print(preset, np.round(returns))
     assert (returns >= 475).sum() >= at_475 and np.median(returns) >= 475 and returns.min() >= 100, returns

@@ -10,8 +10,8 @@ from surrogate import algos, cli, envs
 from surrogate.algos import trpo
 
 
-def final_returns(module, cfg, env, result, seeds):
-    return [float(module.evaluate(cfg, env, *module.seed_params(result, i), jax.random.PRNGKey(7), 20).mean())
+def final_returns(algo, cfg, env, result, seeds):
+    return [float(algo.evaluate(cfg, env, *algo.seed_policy(cfg, result, i), jax.random.PRNGKey(7), 20).mean())
             for i in range(seeds)]
 
 
@@ -20,12 +20,12 @@ def runs():
     """name -> (config, result, final return per seed): each method on CartPole-v1 and Pendulum-v1."""
     out = {}
     for method, seeds in (("trpo", 4), ("tnpg", 2), ("vpg", 2)):
-        module = algos.get(method)
+        algo = algos.get(method)
         for preset in ("cartpole", "pendulum"):
-            cfg = module.PRESETS[preset]
+            cfg = algo.presets[preset]
             env = envs.make(cfg.env)
-            result = module.train(cfg, env, jax.random.PRNGKey(0), seeds=seeds)
-            out[method, preset] = (cfg, result, final_returns(module, cfg, env, result, seeds))
+            result = algo.train(cfg, env, jax.random.PRNGKey(0), seeds=seeds)
+            out[method, preset] = (cfg, result, final_returns(algo, cfg, env, result, seeds))
     return out
 
 
@@ -69,8 +69,8 @@ def test_tnpg_updates_stay_within_one_and_a_half_delta(runs):
 def test_trpo_host_path_learns_gymnasium_cartpole_with_trust_region_value_fit():
     env = envs.make("gym:CartPole-v1")
     cfg = dataclasses.replace(trpo.PRESETS["cartpole"], total_steps=100_000, vf_fit="trust_region", vf_max_kl=0.1)
-    result = trpo.train(cfg, env, jax.random.PRNGKey(0), seeds=1)
-    assert final_returns(trpo, cfg, env, result, 1)[0] >= 400
+    result = trpo.ALGO.train(cfg, env, jax.random.PRNGKey(0), seeds=1)
+    assert final_returns(trpo.ALGO, cfg, env, result, 1)[0] >= 400
     assert result.history["kl"].max() <= cfg.max_kl * (1 + 1e-5)
 
 

@@ -7,7 +7,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from surrogate.algos import trpo
-from surrogate.core import onpolicy
+from surrogate.algos import actor_critic as ac
+from surrogate.runtime import jax_driver
+from surrogate.runtime.rollout import Experience, jax_rollout, rollout_spec
 from surrogate.core.distributions import make_dist
 from surrogate.core.networks import ActorCritic, join_params, split_params
 from surrogate.core.trust_region import (conjugate_gradient, fisher_vector_product, hessian_vector_product, line_search,
@@ -91,12 +93,11 @@ def cartpole_batch():
 
     env = envs.make("CartPole-v1")
     cfg = trpo.Config(num_envs=4, num_steps=64)
-    learner = trpo.make_learner(cfg, env)
-    runner = onpolicy.init_runner(trpo.ALGO, cfg, learner, env, jax.random.PRNGKey(0))
-    sample = lambda p, o, k: onpolicy.sample_actions(learner, p, o, k)
-    carry, batch, _ = jax.jit(lambda r: onpolicy.jax_rollout(learner.spec, env, env.default_params, sample,
-                                                             r.train.params, r.env, jax.random.PRNGKey(1), True))(runner)
-    return env, cfg, runner, batch, carry.obs_stats
+    runner = jax.tree.map(lambda x: x[0], jax_driver.initial_state(trpo.ALGO, cfg, env, jax.random.PRNGKey(0)[None]))
+    spec = rollout_spec(cfg, env, trpo.ALGO.act_words(cfg, env))
+    carry, batch, _ = jax.jit(lambda r: jax_rollout(spec, env, trpo.ALGO.act(cfg, env, False), r.algo.params, r.env,
+                                                    jax.random.PRNGKey(1), start=True))(runner)
+    return env, cfg, runner.algo, Experience(batch, carry.obs_stats)
 
 
 def _kl_numpy(logits_old, logits_new):
@@ -109,15 +110,15 @@ def _kl_numpy(logits_old, logits_new):
 
 @pytest.mark.parametrize("method", ["trpo", "tnpg", "vpg"])
 def test_one_update_respects_the_trust_region(cartpole_batch, method):
-    env, cfg, runner, batch, obs_stats = cartpole_batch
+    env, cfg, train0, experience = cartpole_batch
     cfg = trpo.Config(num_envs=4, num_steps=64, method=method, max_kl=0.01)
     learner = trpo.make_learner(cfg, env)
-    start = runner.train._replace(opt_state=trpo.init_opt_state(cfg, learner, runner.train.params))  # vpg: Adam
-    train, (gain, kl, _, backtracks, _) = jax.jit(
-        lambda t: trpo.learn(cfg, learner, t, batch, obs_stats, jax.random.PRNGKey(2)))(start)
-    obs = batch.obs.reshape(-1, 4)
+    start = train0._replace(opt_state=trpo.init_opt_state(cfg, env, train0.params))  # vpg: Adam
+    train, m = jax.jit(lambda t: trpo.learn(cfg, env, t, experience, jax.random.PRNGKey(2)))(start)
+    gain, kl, backtracks = m["surrogate_gain"], m["kl"], m["backtracks"]
+    obs = experience.batch.obs.reshape(-1, 4)
     policy = lambda p: learner.network.apply(p, obs, method=ActorCritic.policy)
-    measured = _kl_numpy(policy(runner.train.params), policy(train.params))
+    measured = _kl_numpy(policy(train0.params), policy(train.params))
     assert measured == pytest.approx(float(kl), rel=1e-3, abs=1e-7)
     assert measured > 1e-4  # it moved
     if method == "trpo":
@@ -127,11 +128,11 @@ def test_one_update_respects_the_trust_region(cartpole_batch, method):
 
 
 def test_value_trust_region_step_meets_its_constraint_and_reduces_the_loss(cartpole_batch):
-    env, _, runner, batch, obs_stats = cartpole_batch
+    env, _, train0, experience = cartpole_batch
     cfg = trpo.Config(num_envs=4, num_steps=64, vf_fit="trust_region", vf_max_kl=0.01)
     learner = trpo.make_learner(cfg, env)
-    data = onpolicy.prepare(cfg, learner, runner.train.params, batch, obs_stats)
-    actor, critic = split_params(runner.train.params)
+    data = ac.prepare(cfg, learner, train0.params, experience)
+    actor, critic = split_params(train0.params)
     values = lambda c, obs: learner.network.apply(join_params(actor, c), obs, method=ActorCritic.value)
     new = jax.jit(lambda c: trpo.value_trust_region_step(cfg, values, c, data))(critic)
     v_old, v_new = np.asarray(data.old_values), np.asarray(values(new, data.obs))

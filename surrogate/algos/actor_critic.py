@@ -160,13 +160,17 @@ def sample(network: ActorCritic, discrete: bool, params, obs, noise):
 
 
 def act(config, env, deterministic: bool):
-    """``act(params, obs, carry, bits)``: a sample of the policy (noise made from ``bits``), or its mode."""
+    """``act(params, obs, carry, bits)``: a sample of the policy (noise made from ``bits``), or its mode.
+    The noise is computed apart from the policy (an optimisation barrier): fused into ``mean + std *
+    noise`` XLA rounds the Gaussian samples differently in the last bit, and runs would no longer
+    reproduce those of the previous drivers, which drew a rollout's noise before its scan."""
     network, discrete = make_learner(config, env).network, env.discrete
 
     def act_fn(params, obs, carry, bits):
         if deterministic:
             return mode(network.apply(params, obs, method=ActorCritic.policy), discrete), carry
-        return sample(network, discrete, params, obs, noise_from_bits(bits, discrete)), carry
+        noise = jax.lax.optimization_barrier(noise_from_bits(bits, discrete))
+        return sample(network, discrete, params, obs, noise), carry
 
     return act_fn
 

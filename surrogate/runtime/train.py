@@ -126,15 +126,21 @@ def seed_policy(algo: Algorithm, config, result: TrainResult, i: int):
     return algo.evaluated_policy(config, runner.algo), jax.tree.map(jnp.asarray, stats)
 
 
+def eval_program(algo: Algorithm, config, env, episodes: int):
+    """``(params, obs_stats, key) -> returns`` of ``episodes`` deterministic episodes on a JAX env, jitted.
+    An evaluation runs once or a few times per run, so it is compiled for compile time (``RUN_ONCE``:
+    LLVM -O0, no fusion emitters; on CartPole 0.39-0.46 s to compile instead of 0.57-0.60 s)."""
+    spec = spec_of(algo, config, env)._replace(act_words=0)
+    return cached(("eval", algo.name, config, env.id, episodes), lambda: jax.jit(
+        lambda p, s, k: jax_episodes(spec, env, algo.act(config, env, True), p, s, k, episodes,
+                                     algo.initial_carry(config, env, episodes)).returns, compiler_options=RUN_ONCE))
+
+
 def evaluate(algo: Algorithm, config, env, params, obs_stats, key, episodes: int = 20) -> np.ndarray:
     """Undiscounted returns of ``episodes`` episodes with the deterministic policy (``act(..., True)``)."""
-    spec = spec_of(algo, config, env)._replace(act_words=0)
     if env.backend == "jax":
-        program = cached(("eval", algo.name, config, env.id, episodes), lambda: jax.jit(
-            lambda p, s, k: jax_episodes(spec, env, algo.act(config, env, True), p, s, k, episodes,
-                                         algo.initial_carry(config, env, episodes)).returns,
-            compiler_options=RUN_ONCE))
-        return np.asarray(program(params, obs_stats, key))
+        return np.asarray(eval_program(algo, config, env, episodes)(params, obs_stats, key))
+    spec = spec_of(algo, config, env)._replace(act_words=0)
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
     act_np = host_driver.host_acting(algo, config, env, params, obs_stats, np.random.default_rng(seed), True)
     carry0 = jax.device_get(algo.initial_carry(config, env, episodes))
