@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_readme_shows_the_example_and_it_learns_on_both_backends():
     source = (ROOT / "examples" / "reinforce.py").read_text()
     readme = (ROOT / "README.md").read_text()
-    assert "examples/reinforce.py" in readme and "def learn(config, env, state, experience, key)" in readme
+    assert "examples/reinforce.py" in readme and source.strip() in readme  # the README shows the file verbatim
     assert len(source.splitlines()) <= 60
     spec = importlib.util.spec_from_file_location("reinforce_example", ROOT / "examples" / "reinforce.py")
     module = importlib.util.module_from_spec(spec)
