@@ -1,7 +1,7 @@
 """Process-wide JAX settings, applied once when `surrogate` is first imported.
 
 * Host devices: XLA sees one CPU device unless told otherwise. Seeds are sharded
-  across devices (design.md: ~1.9x for 16 seeds on 2 cores), so before JAX is first
+  across devices (measured in benchmarks/README.md), so before JAX is first
   imported we ask for one host device per core. Set ``SURROGATE_HOST_DEVICES=1`` (or
   your own ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``) to opt out.
 * Persistent compilation cache in the user's cache directory, so a second run of the
@@ -39,12 +39,10 @@ def set_compile_cache(enabled: bool) -> None:
         jax.config.update("jax_compilation_cache_dir", None)
 
 
-# XLA compiler options per jitted function (measured here, jax 0.10.2, PPO on CartPole):
-# LLVM optimisation level 1 compiles ~20% faster than the default 3 at the same run speed;
-# level 0 compiles ~2x faster but runs ~4x slower, so it is only for run-once code (evaluation, the
-# Nature-CNN initialiser). Run-once code also skips XLA:CPU's fusion emitters (the older emitter):
-# evaluating 20 CartPole episodes compiles in 0.39-0.46 s instead of 0.57-0.60 s and runs in 21 ms
-# instead of 17-19 ms; a training program compiles ~17% faster that way but runs ~1.7x slower.
+# XLA compiler options per jitted function (the measurements: benchmarks/README.md, "Measurements behind
+# the code"): LLVM optimisation level 1 compiles faster than the default 3 at the same run speed; level 0
+# compiles faster still but runs slower, so it is only for run-once code (evaluation, the Nature-CNN
+# initialiser), which also skips XLA:CPU's fusion emitters.
 FAST = {"xla_backend_optimization_level": 1}
 RUN_ONCE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 

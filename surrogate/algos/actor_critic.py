@@ -119,8 +119,8 @@ def initial_params(learner: Learner, obs_shape, key):
 
 def zeros_like_init(init, *args):
     """``init(*args)`` for an optax state that starts at zero (Adam's moments and count, a clip's empty
-    state), made as zeros of its shape: nothing compiled (an eager optax ``init`` costs ~0.19 s of
-    first-call compilation here). ``tests/test_runtime.py`` checks it equals ``init``."""
+    state), made as zeros of its shape: nothing compiled (an eager optax ``init`` compiles its ops on
+    first call, a sizeable part of a short run's start-up). ``tests/test_runtime.py`` checks it equals ``init``."""
     return jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), jax.eval_shape(init, *args))
 
 

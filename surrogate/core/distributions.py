@@ -2,8 +2,8 @@
 used by host rollouts.
 
 Written out here (log-prob, entropy, sample: a few lines each) rather than taken from distrax:
-``import distrax`` loads TensorFlow Probability's JAX substrate, 0.45 s of a 1.2 s start-up here,
-and the start-up of a short run is one of the figures we are measured on. The tests check them
+``import distrax`` loads TensorFlow Probability's JAX substrate, over a third of a short run's start-up
+(benchmarks/README.md, "Measurements behind the code"), one of the figures we are measured on. The tests check them
 against SciPy's closed forms.
 """
 import math
@@ -84,7 +84,7 @@ def noise_from_bits(bits, discrete: bool):
     """``draw_noise`` in JAX from raw uint32 ``bits``: the standard Gumbel or normal that
     ``jax.random.gumbel`` / ``jax.random.normal`` make of the same bits (bit for bit, checked by a
     test), so that a rollout's noise, step keys and reset keys can all come from one draw of bits
-    (each separate ``jax.random`` call compiles its own threefry loop, ~0.1 s here)."""
+    (each separate ``jax.random`` call compiles its own threefry loop)."""
     unit = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), jnp.float32) - 1.0  # [0, 1)
     if discrete:
         low = np.float32(np.finfo(np.float32).tiny)  # jax.random.gumbel: -log(-log(uniform(tiny, 1)))

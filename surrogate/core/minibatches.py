@@ -10,8 +10,8 @@ def epoch_permutations(key, num_epochs: int, rows: int):
     """One uniformly random permutation of ``range(rows)`` per epoch: the order that sorts random keys,
     as ``jax.random.permutation`` draws it, but with each key packed into one uint32 (random high bits,
     the row's position in the low ``b = ceil(log2 rows)`` bits) so that each round is a sort of one
-    array of distinct integers. XLA:CPU sorts that ~4x faster than a sort of (key, index) pairs
-    (~45 ns per element against ~250 here), and one random-number call serves every epoch and round.
+    array of distinct integers, which XLA:CPU sorts several times faster than (key, index) pairs
+    (benchmarks/README.md), and one random-number call serves every epoch and round.
 
     Rows whose random parts tie keep their previous relative order, as in ``jax.random.permutation``;
     like it, we use enough rounds (each re-sorting the previous order) for ``3 log2(rows)`` random bits

@@ -31,8 +31,8 @@ def orthogonal(scale: float = 1.0):
     """Orthogonal initialiser like ``jax.nn.initializers.orthogonal(scale)`` (same distribution, other
     draws), computed on the host by ``orthogonal_np`` through ``jax.pure_callback``.
 
-    Written by hand for two measured reasons: compiling the Gaussian draws and a QR into the
-    initialiser made it ~0.5 s of every run's compile time (more than half of it), and jaxlib 0.10.2's
+    Written by hand for two measured reasons (benchmarks/README.md): compiling the Gaussian draws and a
+    QR into the initialiser was more than half of a run's compile time, and jaxlib 0.10.2's
     batched LAPACK QR (what ``jax.nn.initializers.orthogonal`` calls under ``vmap``) deadlocks
     intermittently on CPU (its ``ParallelBatchMap`` waits on XLA's intra-op pool from a thread of
     that pool). Works under ``jit``, ``vmap`` (one call per seed) and ``eval_shape``.
@@ -144,8 +144,8 @@ def mlp_params_np(network: ActorCritic, rng: np.random.Generator, obs_shape) -> 
     """What ``network.init`` gives an MLP ``ActorCritic`` (same structure, shapes and distribution:
     orthogonal kernels with the modules' gains, zero biases, ``log_std_init``), drawn in NumPy.
 
-    Written by hand so that a run's initialiser compiles no network code (about 0.15 s of every
-    run's start-up here); a test checks it against ``network.init`` layer by layer."""
+    Written by hand so that a run's initialiser compiles no network code; a test checks it against
+    ``network.init`` layer by layer."""
     def mlp(sizes, out_gain):
         gains = [HIDDEN_GAIN] * (len(sizes) - 2) + [out_gain]
         return {f"Dense_{i}": {"kernel": orthogonal_np(rng, (a, b), g), "bias": np.zeros(b, np.float32)}
@@ -190,10 +190,10 @@ def numpy_policy(params, activation: str, shift=None, scale=None, clip: float = 
     Returns ``f(obs[N, ...]) -> logits`` or the Gaussian mean (a fresh array), equal to the Flax
     module's output up to float rounding. With ``shift`` and ``scale`` the observations are first
     normalised as ``clip((obs - shift) * scale, -clip, clip)`` (``normalize`` with frozen statistics).
-    A jitted call costs ~55 us of dispatch here, half a MuJoCo step; this costs ~4 us for a 64-64
-    MLP and one env: the normalised input is written into a preallocated buffer with a trailing 1,
-    each layer is one product with ``[kernel; bias]`` into the next such buffer (``np.dot`` for one
-    row), activations are in place (measured ~1 us a layer against 2.1 us for ``act(x @ w + b)``).
+    A jitted call's dispatch costs about half a MuJoCo step, this a small fraction of it
+    (benchmarks/README.md): the normalised input is written into a preallocated buffer with a trailing
+    1, each layer is one product with ``[kernel; bias]`` into the next such buffer (``np.dot`` for one
+    row), activations are in place.
     """
     act = NUMPY_ACTIVATIONS_[activation]
     p = params["params"]

@@ -56,7 +56,7 @@ def scale_rewards(state: ReturnNormState, rewards, dones, gamma: float, xp, clip
     The return ``R_t = gamma * R_{t-1} + r_t`` (reset after episode ends) is tracked per env
     across batches; its statistics absorb this batch, then every reward is divided by the std.
     """
-    if xp is np:  # a loop over Python floats per env: ~20x faster than one over NumPy rows of size N
+    if xp is np:  # a loop over Python floats per env: faster than one over NumPy rows of size N
         returns = np.empty(rewards.shape, np.float32)
         running = np.array(state.returns, np.float32)
         for i in range(rewards.shape[1]):

@@ -2,9 +2,8 @@
 
 ``HostVectorEnv`` follows ``gymnasium.vector.SyncVectorEnv`` with same-step auto-reset (the
 observation returned at an episode end is the reset one, and the one the transition reached
-is returned beside it), without its per-step bookkeeping: on Hopper-v5 SyncVectorEnv adds
-29 us to a 111 us step (measured here), which alone would cap a learner at 79% of the raw
-environment rate.
+is returned beside it), without its per-step bookkeeping, which alone would cap a learner near 80%
+of the raw environment rate on Hopper-v5 (benchmarks/README.md, "Measurements behind the code").
 """
 from dataclasses import dataclass, field
 

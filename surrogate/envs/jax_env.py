@@ -16,7 +16,7 @@ class _DeferredModule(types.ModuleType):
     """Stands in ``sys.modules`` for a module that is imported on its first attribute access.
 
     gymnax imports seaborn and pyplot at module level for rendering only; loading them eagerly is
-    ~1 s of the ~1.3 s ``import gymnax`` here. (``importlib.util.LazyLoader`` does not help on
+    most of ``import gymnax``'s time (benchmarks/README.md, "Measurements behind the code"). (``importlib.util.LazyLoader`` does not help on
     Python 3.11: the import statement itself reads ``__spec__`` and so loads the module.)"""
 
     def __getattr__(self, attr):

@@ -52,7 +52,7 @@ class Algorithm(NamedTuple):
     """``(config, state) -> params`` to evaluate; default ``policy``"""
     host_act: Callable | None = None
     """optional ``(config, env, params, obs_stats, rng) -> act_np(raw_obs, carry) -> (action, carry)``:
-    a NumPy policy for host rollouts (a jitted call per step costs ~55 us here, half a MuJoCo step)"""
+    a NumPy policy for host rollouts (a jitted call per step costs about half a MuJoCo step)"""
     num_iterations: Callable = lambda config: max(1, config.total_steps // (config.num_envs * config.num_steps))
     steps_per_iteration: Callable = lambda config, env: config.num_envs * config.num_steps
     """env steps per seed and iteration (the x axis of learning curves)"""

@@ -1,7 +1,7 @@
 """Seeds across CPU devices, and the compile cache: how a program of one seed becomes a program of many.
 
 Seeds are vmapped and sharded over host devices (``_jax_setup`` asks XLA for one CPU device per core;
-design.md measured ~1.9x for 16 seeds on 2 cores).
+measured in benchmarks/README.md).
 """
 from typing import Any, Callable, NamedTuple
 
@@ -29,7 +29,7 @@ def seed_mesh(num_seeds: int):
 
 def vmap_seeds(fn: Callable, num_seeds: int):
     """``vmap(fn)`` over a leading seed axis; with one seed, ``fn`` on the squeezed input (a vmap of
-    size 1 costs ~15% more compile time and nothing at run time)."""
+    size 1 costs compile time and nothing at run time)."""
     if num_seeds > 1:
         return jax.vmap(fn)
     return lambda *xs: jax.tree.map(lambda y: y[None], fn(*jax.tree.map(lambda y: y[0], xs)))
