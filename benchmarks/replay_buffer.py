@@ -21,6 +21,7 @@ the hand-written buffer is measured, with a message that says how to install it.
   python benchmarks/replay_buffer.py [--steps 6000] [--seeds 16] [--repeats 5]   # ~1 minute
 """
 import argparse
+import importlib.metadata
 import os
 import sys
 import time
@@ -147,14 +148,12 @@ def main():
         figures["handwritten_vs_flashbax_flat"] = figures["handwritten_steps_per_s"] / figures["flashbax_flat_steps_per_s"]
         figures["stored_items_identical"] = True
     figures["load_average_1min"] = [load_before, os.getloadavg()[0]]  # before, after: >cores means a shared CPU
-    extra = {}
     try:
-        import flashbax
-        extra["flashbax"] = flashbax.__version__
-    except (ImportError, AttributeError):
-        extra["flashbax"] = None
+        extra = {"flashbax": importlib.metadata.version("flashbax")}
+    except importlib.metadata.PackageNotFoundError:
+        extra = {"flashbax": None}
     out = write_result(a.out, figures, extra)
-    print({k: v for k, v in out.items() if k.startswith("handwritten_vs")})
+    print({k: v for k, v in out.items() if k.startswith("handwritten_vs")}, "->", a.out)
 
 
 if __name__ == "__main__":
