@@ -138,13 +138,22 @@ def joint_loss(params, config: Config, learner: Learner, mb: UpdateData):
 
 
 def actor_loss(params, config: Config, learner: Learner, mb: UpdateData):
-    loss, (pi_loss, entropy, kl, clip_frac) = policy_terms(
-        config, learner, learner.network.apply(params, mb.obs, method=ActorCritic.policy), mb)
+    return actor_terms(config, learner, learner.network.apply(params, mb.obs, method=ActorCritic.policy), mb)
+
+
+def actor_terms(config: Config, learner: Learner, dist_params, mb: UpdateData):
+    """``actor_loss`` given the policy's outputs on the minibatch (recurrent PPO: from an unroll)."""
+    loss, (pi_loss, entropy, kl, clip_frac) = policy_terms(config, learner, dist_params, mb)
     return loss, dict(policy_loss=pi_loss, entropy=entropy, approx_kl=kl, clip_frac=clip_frac)
 
 
 def critic_loss(params, config: Config, learner: Learner, mb: UpdateData):
-    v_loss = value_terms(config, learner.network.apply(params, mb.obs, method=ActorCritic.value), mb)
+    return critic_terms(config, learner.network.apply(params, mb.obs, method=ActorCritic.value), mb)
+
+
+def critic_terms(config: Config, values, mb: UpdateData):
+    """``critic_loss`` given the values on the minibatch."""
+    v_loss = value_terms(config, values, mb)
     return config.vf_coef * v_loss, dict(value_loss=v_loss)
 
 
