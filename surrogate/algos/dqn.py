@@ -301,8 +301,9 @@ def gradient_steps(config: Config, env, state: DQNState, batches: Transition):
 
 
 def learn(config: Config, env, state: DQNState, experience, key):
-    """Store the iteration's transitions, train once more than ``learning_starts`` are stored, then
-    update the target network every ``target_update_interval`` iterations."""
+    """Store the iteration's transitions, train once more than ``learning_starts`` are stored (the
+    metrics ``q_loss`` and ``q_mean`` are 0 until then), then update the target network every
+    ``target_update_interval`` iterations."""
     b = experience.batch
     flat = lambda x: x.reshape(-1, *x.shape[2:])
     terminal = b.terminations if config.bootstrap_truncation else b.dones
@@ -310,11 +311,11 @@ def learn(config: Config, env, state: DQNState, experience, key):
                      flat(b.next_obs))
     state = state._replace(replay=add_batch(state.replay, new))
     steps = state.steps + config.steps_per_iteration
-    nan = jnp.full((), jnp.nan, jnp.float32)
+    zero = jnp.zeros((), jnp.float32)  # the losses reported before learning starts
     learner = state._replace(replay=None)  # the cond's operands: no buffer
     params, opt_state, loss, q_mean = jax.lax.cond(
         steps > config.learning_starts, lambda s, b: gradient_steps(config, env, s, b),
-        lambda s, b: (s.params, s.opt_state, nan, nan), learner, minibatches(config, state.replay, key))
+        lambda s, b: (s.params, s.opt_state, zero, zero), learner, minibatches(config, state.replay, key))
     update = (steps // config.steps_per_iteration) % config.target_update_interval == 0
     target = jax.tree.map(lambda new, old: jnp.where(update, new, old), polyak(state.target, params, config.tau),
                           state.target)
