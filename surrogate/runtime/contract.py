@@ -35,8 +35,8 @@ class Algorithm(NamedTuple):
     """``(config, state) -> params`` that ``act`` takes (``collect="episodes"``: a batch of candidates)"""
     act: Callable
     """``(config, env, deterministic) -> act``, ``act(params, obs, carry, bits) -> (action, carry)``:
-    ``obs`` normalised, ``carry`` the recurrent state (``()`` if none; the runtime resets it to
-    ``initial_carry`` at episode ends), ``bits`` this step's uint32 random words ``[..., act_words]``
+    ``obs`` normalised, ``carry`` the recurrent state (``()`` if none; every leaf ``[num_envs, ...]``;
+    the runtime zeroes it at episode ends, so ``initial_carry`` must be zeros), ``bits`` this step's uint32 random words ``[..., act_words]``
     (in place of a key: a key costs a threefry call per step, the rollout draws all its bits at once)"""
     learn: Callable
     """``(config, env, state, experience, key) -> (state, {metric: value})``"""
