@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/surrogate train ppo --env CartPole-v1 --seeds 4 --total-steps 300000 --name demo --overwrite
+	$(VENV)/bin/surrogate train ppo --env CartPole-v1 --seeds 4 --total-steps 256000 --name demo --overwrite
 
 test: install
 	$(PY) -m pytest -q

@@ -68,7 +68,7 @@ def _train(argv):
         run_dir = Path(opts.resume)
     else:
         config = tyro.cli(algorithm.Config, default=default, args=rest, prog=f"surrogate train {opts.algo}")
-        run_dir = Path(opts.runs_dir) / (opts.name or f"{opts.algo}-{config.env.replace('/', '_')}")
+        run_dir = Path(opts.runs_dir) / (opts.name or f"{opts.algo}-{config.env.replace('/', '_').replace(':', '_')}")
         run.train_in_dir(run_dir, opts.algo, config, opts.seeds, checkpoint_every=opts.checkpoint_every,
                          overwrite=opts.overwrite, eval_episodes=opts.eval_episodes, progress=progress, seed=opts.seed)
     _print_eval(run_dir)
