@@ -46,8 +46,9 @@ def learn_fn(algo: Algorithm, config, env) -> Callable:
     split = parts.of(algo, config)
     if split is not None:
         return cached(("host_parts", algo.name, config, env.id), lambda: parts.host_learn(split, config, env, jit))
-    learn = cached(("host_learn", algo.name, config, env.id),
-                   lambda: jit(lambda s, e, k: algo.learn(config, env, s, e, k)))
+    # the state is donated: its buffers (a replay buffer, for one) are updated in place, not copied
+    learn = cached(("host_learn", algo.name, config, env.id), lambda: jax.jit(
+        lambda s, e, k: algo.learn(config, env, s, e, k), donate_argnums=(0,), compiler_options=FAST))
 
     def learn_and_act(state, experience, key):
         state, metrics = learn(state, experience, key)
