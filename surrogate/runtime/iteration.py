@@ -32,7 +32,8 @@ def jax_iteration(algo: Algorithm, config, env, runner: RunnerState, parts_in_pa
         carry, experience = runner.env, population_episodes(algo, config, env, spec, act, params, k_collect)
         done = jnp.ones_like(experience.returns)
         episodes = EpisodeStats(experience.returns.sum(), experience.lengths.sum(), done.sum())
-    learn = partial(parts.learn_parts_in_parallel, parts.of(algo, config)) if parts_in_parallel else algo.learn
+    learn = (partial(parts.learn_parts_in_parallel, parts.of(algo, config), algo.metrics) if parts_in_parallel
+             else algo.learn)
     state, metrics = learn(config, env, runner.algo, experience, k_learn)
     return RunnerState(state, carry, key, runner.iteration + 1), {**dict(zip(EPISODE_KEYS, episodes)), **metrics}
 

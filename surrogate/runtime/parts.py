@@ -27,6 +27,7 @@ class ActorCriticParts(NamedTuple):
     step_actor: Callable  # (config, env, state, data, drawn) -> (state, {metric: value})
     fit_critic: Callable  # (config, env, state, data, drawn) -> (state, {metric: value})
     owners: Callable  # state -> the same tree with 0 at the actor's leaves and 1 at the critic's
+    critic_metrics: tuple = ("value_loss",)  # the names of fit_critic's metrics (float32 scalars, as the actor's)
 
 
 def register(algo_name: str, parts_of_config: Callable) -> None:
@@ -55,25 +56,25 @@ def on_two_devices(algo, config, seeds: int):
     return None
 
 
-def learn_parts_in_parallel(parts: ActorCriticParts, config, env, state, experience, key):
+def learn_parts_in_parallel(parts: ActorCriticParts, metrics: tuple, config, env, state, experience, key):
     """``learn_in_parts`` with the parts on two devices at once, inside a ``shard_map`` over ``AXIS``
     (two devices, the run's state replicated on both). Both prepare the data; device 0 takes the
     actor's step and device 1 fits the critic. Then each device takes the other's half of the new
     state and metrics (``take_from_devices``), so both hold the whole of it: the sequential update,
-    computed in about the time of its longer part."""
+    computed in about the time of its longer part. ``metrics``: the algorithm's metric names (the
+    actor's are those that are not ``parts.critic_metrics``)."""
     data, drawn = parts.prepare(config, env, state, experience, key)  # on both devices
-    shapes = jax.eval_shape(lambda: (parts.step_actor(config, env, state, data, drawn)[1],
-                                     parts.fit_critic(config, env, state, data, drawn)[1]))
-    zeros = lambda tree: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), tree)
-    actor_keys, critic_keys = shapes
+    critic_keys = parts.critic_metrics
+    actor_keys = tuple(k for k in metrics if k not in critic_keys)
+    zeros = lambda keys: {k: jnp.zeros((), jnp.float32) for k in keys}
 
     def actor_side(_):
-        new, metrics = parts.step_actor(config, env, state, data, drawn)
-        return new, {**metrics, **zeros(critic_keys)}
+        new, m = parts.step_actor(config, env, state, data, drawn)
+        return new, {**m, **zeros(critic_keys)}
 
     def critic_side(_):
-        new, metrics = parts.fit_critic(config, env, state, data, drawn)
-        return new, {**zeros(actor_keys), **metrics}
+        new, m = parts.fit_critic(config, env, state, data, drawn)
+        return new, {**zeros(actor_keys), **m}
 
     mine = jax.lax.cond(jax.lax.axis_index(AXIS) == 0, actor_side, critic_side, None)
     source = (parts.owners(state), {**{k: 0 for k in actor_keys}, **{k: 1 for k in critic_keys}})
