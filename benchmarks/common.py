@@ -10,6 +10,35 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
+def time_whole_run(algo, config, env, seeds: int, repeats: int) -> dict:
+    """A whole training run of ``seeds`` seeds as the JAX driver's one compiled program, timed as the peer
+    scripts time theirs: the host-made initial state (``init_s``), the cold compile (``compile_s``) and
+    ``1 + repeats`` calls (``times``; the first a warm-up). Also the state it starts from (``runner``) and
+    the last call's final state (``out``)."""
+    import jax
+    import jax.numpy as jnp
+    from surrogate.runtime import jax_driver
+
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(())))  # backend start-up, not compile
+    t = time.perf_counter()  # the initial state: made on the host, nothing compiled for an MLP
+    runner = jax.block_until_ready(jax_driver.initial_state(algo, config, env, keys))
+    init_s = time.perf_counter() - t
+    iterations = algo.num_iterations(config)
+    program = jax_driver.train_program(algo, config, env, seeds, iterations)
+    runner = jax.block_until_ready(program.place(runner))
+    t = time.perf_counter()
+    compiled = program.lower(runner).compile()
+    compile_s = time.perf_counter() - t
+    times = []
+    for _ in range(1 + repeats):
+        t = time.perf_counter()
+        out, _ = jax.block_until_ready(compiled(runner))
+        times.append(time.perf_counter() - t)
+    return dict(runner=runner, out=out, init_s=init_s, compile_s=compile_s, times=times,
+                steps_per_seed=iterations * algo.steps_per_iteration(config, env))
+
+
 def machine() -> dict:
     from surrogate.run import cpu_model
 

@@ -40,13 +40,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import surrogate  # noqa: E402,F401  (sets XLA flags before jax)
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from common import RESULTS, run_json, write_result  # noqa: E402
+from common import RESULTS, run_json, time_whole_run, write_result  # noqa: E402
 
 from surrogate import envs  # noqa: E402
 from surrogate.algos import dqn  # noqa: E402
-from surrogate.runtime import jax_driver  # noqa: E402
 
 ENV_ID = "CartPole-v1"
 PEERS = HERE / "peers"
@@ -64,20 +62,8 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
     algo = dqn.ALGO
     config = dataclasses.replace(dqn.PRESETS[preset], total_steps=total)
     env = envs.make(ENV_ID)
-    jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(())))  # backend start-up, not compile
-    runner = jax_driver.initial_state(algo, config, env, jax.random.split(jax.random.PRNGKey(0), seeds))
-    iterations = algo.num_iterations(config)
-    program = jax_driver.train_program(algo, config, env, seeds, iterations)
-    runner = jax.block_until_ready(program.place(runner))
-    t = time.perf_counter()
-    compiled = program.lower(runner).compile()
-    compile_s = time.perf_counter() - t
-    times = []
-    for _ in range(1 + repeats):  # the first call is a warm-up
-        t = time.perf_counter()
-        out, _ = jax.block_until_ready(compiled(runner))
-        times.append(time.perf_counter() - t)
-    steps = iterations * algo.steps_per_iteration(config, env)
+    run = time_whole_run(algo, config, env, seeds, repeats)
+    out, times, steps, compile_s = run["out"], run["times"], run["steps_per_seed"], run["compile_s"]
     warm = times[1:]
     returns = []
     for i in range(seeds):

@@ -77,13 +77,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import surrogate  # noqa: E402,F401  (sets XLA flags before jax)
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from common import RESULTS, last_json, run_json, write_result  # noqa: E402
+from common import RESULTS, last_json, run_json, time_whole_run, write_result  # noqa: E402
 
 from surrogate import envs  # noqa: E402
 from surrogate.algos import ppo  # noqa: E402
-from surrogate.runtime import jax_driver  # noqa: E402
 from surrogate.runtime.train import eval_program  # noqa: E402
 
 ENV_ID = "CartPole-v1"
@@ -110,22 +108,9 @@ def our_speed(preset: str, seeds: int, total: int, repeats: int) -> dict:
     """Compile time (initialiser + whole run) and warm steps/s, as in the peer scripts."""
     config = dataclasses.replace(ppo.PRESETS[preset], total_steps=total)
     env = envs.make(ENV_ID)
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(())))  # backend start-up, not compile
-    t = time.perf_counter()  # the initial state: made on the host, nothing compiled for an MLP
-    runner = jax.block_until_ready(jax_driver.initial_state(ppo.ALGO, config, env, keys))
-    init_compile_s = time.perf_counter() - t
-    step = jax_driver.train_program(ppo.ALGO, config, env, seeds, config.num_updates)
-    runner = jax.block_until_ready(step.place(runner))
-    t = time.perf_counter()
-    compiled = step.lower(runner).compile()
-    train_compile_s = time.perf_counter() - t
-    times = []
-    for _ in range(1 + repeats):  # the first call is a warm-up
-        t = time.perf_counter()
-        jax.block_until_ready(compiled(runner))
-        times.append(time.perf_counter() - t)
-    steps = config.num_updates * config.batch_size
+    run = time_whole_run(ppo.ALGO, config, env, seeds, repeats)
+    runner, times, steps = run["runner"], run["times"], run["steps_per_seed"]
+    init_compile_s, train_compile_s = run["init_s"], run["compile_s"]
     warm = times[1:]
     # our evaluation (compiled separately from training), for the comparison with rejax's
     # training program that has its one end-of-training evaluation compiled in

@@ -51,11 +51,10 @@ sys.path.insert(0, str(HERE))
 import surrogate  # noqa: E402,F401  (sets XLA flags before jax)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from common import RESULTS, run_json, write_result  # noqa: E402
+from common import RESULTS, run_json, time_whole_run, write_result  # noqa: E402
 
 from surrogate import envs  # noqa: E402
 from surrogate.algos import ppo, recurrent_ppo  # noqa: E402
-from surrogate.runtime import jax_driver  # noqa: E402
 
 ENV_ID = "CartPoleNoVel-v1"
 THRESHOLD = 475.0
@@ -174,19 +173,9 @@ def our_speed(total: int, repeats: int) -> dict:
     """One seed, the whole run as one compiled program; compile excluded, warm calls timed."""
     config = dataclasses.replace(recurrent_ppo.PRESETS["cartpole-novel"], total_steps=total)
     env = envs.make(ENV_ID)
-    runner = jax_driver.initial_state(recurrent_ppo.ALGO, config, env, jax.random.split(jax.random.PRNGKey(0), 1))
-    program = jax_driver.train_program(recurrent_ppo.ALGO, config, env, 1, config.num_updates)
-    runner = jax.block_until_ready(program.place(runner))
-    t = time.perf_counter()
-    compiled = program.lower(runner).compile()
-    compile_s = time.perf_counter() - t
-    times = []
-    for _ in range(1 + repeats):  # the first call is a warm-up
-        t = time.perf_counter()
-        jax.block_until_ready(compiled(runner))
-        times.append(time.perf_counter() - t)
-    steps = config.num_updates * config.batch_size
-    return dict(steps=steps, compile_s=compile_s, warm_call_s=times[1:], sps=steps / min(times[1:]),
+    run = time_whole_run(recurrent_ppo.ALGO, config, env, 1, repeats)
+    times, steps = run["times"], run["steps_per_seed"]
+    return dict(steps=steps, compile_s=run["compile_s"], warm_call_s=times[1:], sps=steps / min(times[1:]),
                 load=os.getloadavg())
 
 
