@@ -58,11 +58,17 @@ def learn_fn(algo: Algorithm, config, env) -> Callable:
 
 
 def init_runner(algo: Algorithm, config, env, key, venv) -> RunnerState:
+    """A seed's state on a host env, its episodes started by resetting ``venv`` (``collect="steps"``; None:
+    zero observations, the structure a checkpoint is restored into)."""
     k_init, k_run = jax.random.split(key)
     carry = ()
-    if venv is not None:
-        obs, _ = venv.reset(seed=int(jax.random.randint(k_run, (), 0, 2**31 - 1)))
-        carry = init_carry(None, obs.astype(np.float32), np, algo.initial_carry(config, env, config.num_envs))
+    if algo.collect == "steps":
+        if venv is None:
+            obs = np.zeros((config.num_envs, *env.obs_shape), np.float32)
+        else:
+            obs, _ = venv.reset(seed=int(jax.random.randint(k_run, (), 0, 2**31 - 1)))
+        policy_carry = jax.device_get(algo.initial_carry(config, env, config.num_envs))
+        carry = init_carry(None, obs.astype(np.float32), np, policy_carry)
     return RunnerState(algo.init(config, env, k_init), carry, k_run, np.zeros((), np.int32))
 
 

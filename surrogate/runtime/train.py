@@ -10,7 +10,7 @@ from surrogate.runtime import host_driver, jax_driver
 from surrogate.runtime.contract import EPISODE_KEYS, Algorithm, RunnerState
 from surrogate.runtime.devices import cached
 from surrogate.runtime.iteration import spec_of
-from surrogate.runtime.rollout import EnvCarry, host_episodes, init_carry, jax_episodes
+from surrogate.runtime.rollout import EnvCarry, host_episodes, jax_episodes
 from surrogate.errors import ConfigError
 
 
@@ -105,15 +105,7 @@ def state_template(algo: Algorithm, config, env, key, seeds: int):
     keys = jax.random.split(key, seeds)
     if env.backend == "jax":
         return jax_driver.initial_state(algo, config, env, keys)
-
-    def one(k):
-        carry = ()
-        if algo.collect == "steps":
-            obs = np.zeros((config.num_envs, *env.obs_shape), np.float32)
-            carry = init_carry(None, obs, np, jax.device_get(algo.initial_carry(config, env, config.num_envs)))
-        return RunnerState(algo.init(config, env, k), carry, jax.random.split(k)[1], np.zeros((), np.int32))
-
-    return [one(k) for k in keys]
+    return [host_driver.init_runner(algo, config, env, k, None) for k in keys]
 
 
 def seed_policy(algo: Algorithm, config, result: TrainResult, i: int):
