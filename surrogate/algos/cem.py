@@ -110,11 +110,16 @@ def unflatten(config: Config, env, theta) -> list:
 
 
 def forward(config: Config, env, theta, obs, xp=jnp):
-    """The MLP's output for ``obs [N, ...]``: logits (discrete actions) or the action (continuous)."""
+    """The MLP's output for ``obs [N, ...]``: logits (discrete actions) or the action (continuous).
+
+    Each layer is written as a product and a sum rather than ``x @ w``: every candidate of the population
+    has its own weights, so under the population's ``vmap`` a matmul becomes a batch of tiny matrix
+    products, which XLA:CPU runs as separate calls; the product-and-sum fuses with the rest of the env
+    step (population evaluation 0.45 -> 0.52 of the raw env step rate, ``benchmarks/cem_cartpole.py``)."""
     x = obs.reshape(obs.shape[0], -1)
     layers = unflatten(config, env, theta)
     for i, (w, b) in enumerate(layers):
-        x = x @ w + b
+        x = (x[:, :, None] * w).sum(axis=1) + b
         if i < len(layers) - 1:
             x = ACTIVATIONS[config.activation](x, xp)
     return x
