@@ -62,7 +62,22 @@ def test_nature_cnn_actor_critic_shapes_and_pick_network():
     assert logits.shape == (2, 6) and value.shape == (2,)
     cfg = ppo.Config()
     assert ac.pick_network(cfg, (84, 84, 4)) == "nature_cnn"
-    assert ac.pick_network(cfg, (10, 10, 4)) == "mlp"  # MinAtar: too small for the Nature CNN's strides
+    assert ac.pick_network(cfg, (10, 10, 4)) == "minatar_cnn"  # too small for the Nature CNN's strides
+    assert ac.pick_network(cfg, (4,)) == "mlp"
+
+
+def test_minatar_cnn_is_young_and_tian_torso():
+    """One 3x3 conv, 16 channels, no padding (10x10 -> 8x8), then 128 units: MinAtar's DQN/AC network."""
+    from surrogate.core.networks import ActorCritic
+
+    net = ActorCritic(3, True, "minatar_cnn")
+    obs = jnp.zeros((2, 10, 10, 4), jnp.float32)
+    params = net.init(jax.random.PRNGKey(0), obs)
+    logits, value = net.apply(params, obs)
+    assert logits.shape == (2, 3) and value.shape == (2,)
+    torso = params["params"]["torso"]
+    assert torso["Conv_0"]["kernel"].shape == (3, 3, 4, 16)
+    assert torso["Dense_0"]["kernel"].shape == (8 * 8 * 16, 128)
 
 
 @pytest.mark.parametrize("discrete,hidden,obs_shape", [(True, (64, 64), (4,)), (False, (16, 8, 8), (3,)),

@@ -35,8 +35,8 @@ class OnPolicyConfig:
     normalize_reward: bool = False
     bootstrap_truncation: bool = True
     """bootstrap time-limit truncations from V(final obs); False treats them as terminal"""
-    network: Literal["auto", "mlp", "nature_cnn"] = "auto"
-    """auto: Nature CNN for image observations of at least 36x36, MLP otherwise"""
+    network: Literal["auto", "mlp", "nature_cnn", "minatar_cnn"] = "auto"
+    """auto: Nature CNN for image observations of at least 36x36 (Atari), MinAtar CNN for smaller images, MLP otherwise"""
     hidden: tuple[int, ...] = (64, 64)
     activation: Literal["tanh", "relu", "swish", "elu"] = "tanh"
     log_std_init: float = 0.0
@@ -89,8 +89,9 @@ class TrainState(NamedTuple):
 def pick_network(config, obs_shape) -> str:
     if config.network != "auto":
         return config.network
-    image = len(obs_shape) == 3 and min(obs_shape[:2]) >= 36
-    return "nature_cnn" if image else "mlp"
+    if len(obs_shape) != 3:
+        return "mlp"
+    return "nature_cnn" if min(obs_shape[:2]) >= 36 else "minatar_cnn"  # Atari 84x84 frames, MinAtar 10x10
 
 
 def make_learner(config, env, optimizer=None) -> Learner:

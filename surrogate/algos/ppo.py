@@ -58,7 +58,7 @@ class Config(OnPolicyConfig):
                 f"The batch of num_envs x num_steps = {self.num_envs} x {self.num_steps} = {self.batch_size} steps "
                 f"does not split into {self.num_minibatches} minibatches. Choose --num-minibatches dividing "
                 f"{self.batch_size}, or change --num-envs/--num-steps.")
-        if self.separate_updates and self.network == "nature_cnn":
+        if self.separate_updates and self.network in ("nature_cnn", "minatar_cnn"):
             raise ConfigError("separate_updates needs separate actor and critic networks; the Nature CNN shares "
                               "its torso. Use --network mlp or drop --separate-updates.")
         return self

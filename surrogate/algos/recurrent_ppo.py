@@ -73,7 +73,7 @@ class Config(ppo.Config):
         if not self.separate_updates:
             raise ConfigError("recurrent_ppo's actor and critic are separate GRUs, each with its own optimiser: "
                               "its updates are always separate. Drop --no-separate-updates.")
-        if self.network == "nature_cnn":
+        if self.network in ("nature_cnn", "minatar_cnn"):
             raise ConfigError("recurrent_ppo has an MLP encoder only (vector observations). Use --network mlp/auto.")
         return self
 

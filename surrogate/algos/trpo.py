@@ -80,7 +80,7 @@ class Config(OnPolicyConfig):
             raise ConfigError(
                 f"The batch of num_envs x num_steps = {self.batch_size} steps does not split into value minibatches "
                 f"of {self.vf_minibatch_size}. Choose --vf-minibatch-size dividing {self.batch_size}.")
-        if self.network == "nature_cnn":
+        if self.network in ("nature_cnn", "minatar_cnn"):
             raise ConfigError(f"{self.method} needs separate policy and value networks; the Nature CNN shares its "
                               f"torso. Use --network mlp.")
         return self

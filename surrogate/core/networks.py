@@ -88,11 +88,30 @@ class NatureCNN(nn.Module):
         return nn.relu(dense(512, np.sqrt(2))(x))
 
 
+class MinAtarCNN(nn.Module):
+    """Young & Tian 2019 (MinAtar) torso, as in their DQN and actor-critic code: one 3x3 conv with 16
+    channels, stride 1, no padding (10x10 -> 8x8), ReLU, flatten, dense ``hidden`` (128) with ReLU.
+    Expects NHWC observations (MinAtar's 0/1 channels)."""
+
+    hidden: int = 128
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.astype(jnp.float32)
+        x = nn.relu(nn.Conv(16, (3, 3), (1, 1), padding="VALID", kernel_init=orthogonal(np.sqrt(2)))(x))
+        x = x.reshape(*x.shape[:-3], -1)
+        return nn.relu(dense(self.hidden, np.sqrt(2))(x))
+
+
+TORSOS = {"nature_cnn": NatureCNN, "minatar_cnn": MinAtarCNN}
+
+
 class ActorCritic(nn.Module):
     """Policy and value function.
 
     ``network="mlp"``: separate actor and critic MLPs (as in the PPO paper's MuJoCo setup).
-    ``network="nature_cnn"``: one shared Nature-CNN torso with two linear heads (Atari).
+    ``network="nature_cnn"`` / ``"minatar_cnn"``: one shared CNN torso (``TORSOS``) with two linear heads
+    (Atari / MinAtar).
     Discrete policies return logits; continuous ones a mean and a state-independent log-std.
     """
 
@@ -105,8 +124,8 @@ class ActorCritic(nn.Module):
     obs_ndim: int = 1
 
     def setup(self):
-        if self.network == "nature_cnn":
-            self.torso = NatureCNN()
+        if self.network in TORSOS:
+            self.torso = TORSOS[self.network]()
             self.pi_head = dense(self.action_dim, POLICY_GAIN)
             self.v_head = dense(1, VALUE_GAIN)
         else:
@@ -117,13 +136,13 @@ class ActorCritic(nn.Module):
 
     def _features(self, obs):
         """MLPs see observations flattened (``obs_ndim`` trailing axes form one sample)."""
-        if self.network == "nature_cnn" or self.obs_ndim == 1:
+        if self.network in TORSOS or self.obs_ndim == 1:
             return obs
         return obs.reshape(*obs.shape[: obs.ndim - self.obs_ndim], -1)
 
     def policy(self, obs):
         """Distribution parameters: ``logits`` or ``(mean, log_std)``."""
-        if self.network == "nature_cnn":
+        if self.network in TORSOS:
             out = self.pi_head(self.torso(obs))
         else:
             out = self.actor(self._features(obs))
@@ -132,7 +151,7 @@ class ActorCritic(nn.Module):
         return out, jnp.broadcast_to(self.log_std, out.shape)
 
     def value(self, obs):
-        if self.network == "nature_cnn":
+        if self.network in TORSOS:
             return self.v_head(self.torso(obs))[..., 0]
         return self.critic(self._features(obs))[..., 0]
 
