@@ -81,3 +81,24 @@ def test_polyak_endpoints_and_midpoint():
         np.testing.assert_allclose(keep[k], target[k])
     np.testing.assert_allclose(mid["w"], [1.5, 1.0])
     np.testing.assert_allclose(mid["b"], 3.0)
+
+
+def test_soft_value_boltzmann_policy_and_soft_targets_hand_values():
+    from surrogate.core.td import boltzmann_log_probs, soft_q_targets, soft_value
+
+    q = jnp.array([[1.0, 2.0], [0.0, -3.0]])
+    tau = 0.5
+    hand = tau * np.log(0.5 * np.exp(np.array([1.0, 0.0]) / tau) + 0.5 * np.exp(np.array([2.0, -3.0]) / tau))
+    np.testing.assert_allclose(soft_value(q, tau), hand, rtol=1e-6)
+    np.testing.assert_allclose(soft_value(q, 1e-3), q.max(-1), atol=1e-2)  # tau -> 0: the hard max
+    # a non-uniform prior: V = tau log sum_a prior(a) exp(Q / tau)
+    log_prior = jnp.log(jnp.array([0.9, 0.1]))
+    np.testing.assert_allclose(soft_value(q, tau, log_prior),
+                               tau * np.log(0.9 * np.exp(q[:, 0] / tau) + 0.1 * np.exp(q[:, 1] / tau)), rtol=1e-6)
+    # the paper's parametrization: Q = V + tau * log(pi / prior), exactly
+    for lp in (None, log_prior):
+        prior = -np.log(2) if lp is None else lp
+        np.testing.assert_allclose(soft_value(q, tau, lp)[:, None] + tau * (boltzmann_log_probs(q, tau, lp) - prior),
+                                   q, atol=1e-6)
+    y = soft_q_targets(jnp.array([1.0, 2.0]), jnp.array([0.0, 1.0]), q, gamma=0.9, tau=tau)
+    np.testing.assert_allclose(y, [1.0 + 0.9 * hand[0], 2.0], rtol=1e-6)

@@ -31,6 +31,33 @@ def q_targets(rewards, terminations, next_q_target, next_q_online=None, *, gamma
     return rewards + gamma * not_term * next_v
 
 
+def soft_value(q, tau: float, log_prior=None):
+    """``V(s) = tau * log E_{a ~ prior}[exp(Q(s, a) / tau)]`` over the last axis.
+
+    Schulman, Chen & Abbeel 2017 ("Equivalence Between Policy Gradients and Soft Q-Learning"), sec. 2,
+    eq. (9); with the uniform prior (``log_prior=None``) ``tau * logsumexp(Q / tau) - tau * log |A|``;
+    ``tau -> 0`` gives ``max_a Q``. ``log_prior``: ``log pi_bar(a | s)``, broadcast against ``q``.
+    """
+    log_prior = -jnp.log(q.shape[-1]) if log_prior is None else log_prior
+    return tau * jax.nn.logsumexp(q / tau + log_prior, axis=-1)
+
+
+def boltzmann_log_probs(q, tau: float, log_prior=None):
+    """``log pi(a | s)`` of the Boltzmann policy ``pi = prior * exp((Q - V) / tau)`` (ibid., eq. (10)),
+    so that ``Q = V + tau * log(pi / prior)`` holds exactly (the paper's parametrization, sec. 4)."""
+    log_prior = -jnp.log(q.shape[-1]) if log_prior is None else log_prior
+    return jax.nn.log_softmax(q / tau + log_prior, axis=-1)
+
+
+def soft_q_targets(rewards, terminations, next_q_target, *, gamma: float, tau: float, log_prior=None):
+    """One-step soft Q-learning targets ``y = r + gamma * (1 - term) * V_target(s')`` with the soft value
+    ``V = tau * log E_prior exp(Q / tau)`` in place of DQN's max (ibid., eq. (11); Haarnoja et al. 2017)."""
+    chex.assert_rank(next_q_target, 2)
+    chex.assert_equal_shape([rewards, terminations])
+    next_v = soft_value(next_q_target, tau, log_prior)
+    return rewards + gamma * (1.0 - terminations.astype(next_v.dtype)) * next_v
+
+
 def _shift(x, k: int, fill):
     """``x[t + k]`` along axis 0, ``fill`` past the end."""
     if k == 0:
