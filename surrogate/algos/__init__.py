@@ -5,7 +5,8 @@ from surrogate.errors import ConfigError
 
 ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "surrogate.algos.tnpg",
          "vpg": "surrogate.algos.vpg", "dqn": "surrogate.algos.dqn", "cem": "surrogate.algos.cem",
-         "recurrent_ppo": "surrogate.algos.recurrent_ppo"}
+         "recurrent_ppo": "surrogate.algos.recurrent_ppo", "soft_q": "surrogate.algos.soft_q",
+         "a2c": "surrogate.algos.a2c"}
 
 
 def get(name: str):
