@@ -80,9 +80,10 @@ def ppo_cartpole() -> str:
          ("our_sps_total_sixteen_seeds", "rejax_sps_total_sixteen_seeds"), "≥ 1.8×"),
         ("16 seeds × 100k steps, wall clock all included (s): SB3 (2 processes) / ours",
          ("sb3_sixteen_seeds_wall_s", "sixteen_seeds_wall_s"), "≥ 5×"),
-        ("cold compile, training only (s): ours / rejax", ("compile_s", "rejax_compile_s"), "≤ 0.6×"),
         ("cold compile incl. evaluation (s): ours / rejax (eval_freq = total)",
          ("compile_with_eval_s", "rejax_compile_with_eval_s"), "≤ 0.6×"),
+        ("  stricter, not the issue's figure: cold compile, training only (s): ours / rejax (evaluation a no-op)",
+         ("compile_s", "rejax_compile_s"), "-"),
         ("process start to result (s): ours, warm cache / rejax, cold", ("warm_start_s", "rejax_cold_start_s"), "≤ 0.5×"),
         ("median env steps to 475, rl-zoo config: ours / SB3", ("median_steps_to_475", "sb3_median_steps_to_475"), "≤ 1×"),
     ]
