@@ -1,4 +1,5 @@
-"""The registry: one ``surrogate.runtime.Algorithm`` per name, each defined in its own module as ``ALGO``."""
+"""The registry: one ``surrogate.runtime.Algorithm`` per name, each defined in its own module as ``ALGO``
+(``"module:NAME"``: the module's ``NAME``, for a module that defines several)."""
 import importlib
 
 from surrogate.errors import ConfigError
@@ -7,6 +8,9 @@ ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "
          "vpg": "surrogate.algos.vpg", "dqn": "surrogate.algos.dqn", "cem": "surrogate.algos.cem",
          "recurrent_ppo": "surrogate.algos.recurrent_ppo", "soft_q": "surrogate.algos.soft_q",
          "a2c": "surrogate.algos.a2c"}
+ALGOS["bootstrapped_dqn"] = "surrogate.algos.q_ensemble:BOOTSTRAPPED"
+ALGOS["ensemble_ucb"] = "surrogate.algos.q_ensemble:UCB"
+ALGOS["ensemble_voting"] = "surrogate.algos.q_ensemble:VOTING"
 
 
 def get(name: str):
@@ -14,4 +18,5 @@ def get(name: str):
     if name not in ALGOS:
         raise ConfigError(f"Unknown algorithm {name!r}. Available: {', '.join(sorted(ALGOS))}. "
                           f"Run `surrogate algos` to list them.")
-    return importlib.import_module(ALGOS[name]).ALGO
+    module, _, attr = ALGOS[name].partition(":")
+    return getattr(importlib.import_module(module), attr or "ALGO")

@@ -39,6 +39,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnax.environments import spaces  # noqa: E402
 
+from surrogate.envs import deep_sea  # noqa: E402
+
 
 @dataclass(frozen=True, eq=False)
 class JaxEnv:
@@ -100,9 +102,11 @@ class JaxEnv:
 
 
 def make_jax_env(env_id: str, **kwargs) -> JaxEnv:
+    if deep_sea.is_deep_sea(env_id):  # gymnax's DeepSea with bsuite's action mapping, its id naming its size
+        return JaxEnv(*deep_sea.make(env_id, **kwargs))
     env, params = gymnax.make(env_id, **kwargs)
     return JaxEnv(env_id, env, params)
 
 
 def jax_env_ids():
-    return list(gymnax.registered_envs)
+    return list(gymnax.registered_envs) + list(deep_sea.SIZED_IDS)
