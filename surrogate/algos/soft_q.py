@@ -33,7 +33,7 @@ from surrogate._jax_setup import RUN_ONCE
 from surrogate.algos.actor_critic import positive, zeros_like_init
 from surrogate.core.advantages import gae
 from surrogate.core.distributions import noise_from_bits
-from surrogate.core.networks import MLP, MinAtarCNN
+from surrogate.core.networks import MLP, POLICY_GAIN, MinAtarCNN, dense
 from surrogate.core.td import boltzmann_log_probs, soft_value
 from surrogate.errors import ConfigError
 from surrogate.runtime.contract import Algorithm
@@ -97,22 +97,28 @@ METRICS = ("q_loss", "entropy", "kl", "value")
 
 
 class QNetwork(nn.Module):
-    """``Q(s, .)``: an MLP on flattened observations, or MinAtar's CNN, with a linear head."""
+    """``Q(s, .)``: an MLP on flattened observations, or MinAtar's CNN, with a linear head whose
+    orthogonal init has gain ``head_gain``."""
 
     action_dim: int
     network: str
     hidden: tuple
     activation: str
+    head_gain: float
 
     @nn.compact
     def __call__(self, obs):
         if self.network == "minatar_cnn":
-            return nn.Dense(self.action_dim)(MinAtarCNN(self.hidden[-1])(obs))
-        return MLP(self.hidden, self.activation, self.action_dim)(obs)
+            return dense(self.action_dim, self.head_gain)(MinAtarCNN(self.hidden[-1])(obs))
+        return MLP(self.hidden, self.activation, self.action_dim, self.head_gain)(obs)
 
 
 def q_network(config, env) -> QNetwork:
-    return QNetwork(env.action_dim, config.network, tuple(config.hidden), config.activation)
+    """The head's gain is ``POLICY_GAIN * tau``: the Boltzmann policy's logits ``Q / tau`` start as small
+    as PPO's policy logits (a near-uniform policy). With a unit gain and a small tau the initial policy
+    is almost deterministic and never explores (MinAtar Breakout at tau = 0.01: no reward in 50k steps)."""
+    return QNetwork(env.action_dim, config.network, tuple(config.hidden), config.activation,
+                    POLICY_GAIN * config.tau)
 
 
 def q_values(config, env, params, obs):
