@@ -195,6 +195,33 @@ def cem_cartpole() -> str:
     return "\n".join(rows)
 
 
+def q_cartpole() -> str:
+    d = _load("q_cartpole")
+    if not d:
+        return "_not measured yet: run `python benchmarks/q_cartpole.py`_"
+    rows = ["| algorithm (default config) | seeds ≥ 475 | final returns (20 deterministic episodes per seed) "
+            "| median env steps to a training mean ≥ 475 |", "|---|---|---|---|"]
+    for name in ("soft_q", "a2c", "dqn", "soft_dqn"):
+        if name in d:
+            r = d[name]
+            steps = sorted(x if x is not None else float("inf") for x in r["steps_to_475"])
+            median = steps[len(steps) // 2] if len(steps) % 2 else (steps[len(steps) // 2 - 1] + steps[len(steps) // 2]) / 2
+            rows.append(f"| `{name}` ({r['config']['total_steps'] // 1000}k steps) | {r['seeds_reaching_475']}/{r['seeds']} "
+                        f"| {' / '.join(f'{x:.0f}' for x in r['final_returns'])} "
+                        f"| {'never' if median == float('inf') else f'{median / 1000:.0f}k'} |")
+    rows.append("")
+    first = d["equivalence_first_differing_iteration"]
+    rows.append(f"Equivalence on a real run: soft Q-learning and A2C in its parametrization (τ = {d['equivalence_tau']}, "
+                f"vf_coef = 1/τ, Adam's ε and the clip norm × 1/τ) from one seed: largest parameter difference "
+                f"after 10 updates {d['equivalence_max_param_diff_10_updates']:.1e} (parameters up to "
+                f"{d['equivalence_max_param']:.2f}); the same training returns at every iteration "
+                + (f"of {d['equivalence_updates']}." if first is None else
+                   f"until iteration {first - 1} of {d['equivalence_updates']} (float rounding differs between "
+                   f"the two programs; once one sampled action differs the runs part)."))
+    rows.append(_footer(d))
+    return "\n".join(rows)
+
+
 def recurrent_cartpole() -> str:
     d = _load("recurrent_cartpole")
     if not d:
@@ -219,7 +246,7 @@ def recurrent_cartpole() -> str:
 
 TABLES = {"trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
           "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
-          "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole,
+          "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole, "q_cartpole": q_cartpole,
           "recurrent_cartpole": recurrent_cartpole}
 FILES = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
 
