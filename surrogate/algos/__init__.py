@@ -11,6 +11,7 @@ ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "
 ALGOS["bootstrapped_dqn"] = "surrogate.algos.q_ensemble:BOOTSTRAPPED"
 ALGOS["ensemble_ucb"] = "surrogate.algos.q_ensemble:UCB"
 ALGOS["ensemble_voting"] = "surrogate.algos.q_ensemble:VOTING"
+ALGOS["soft_dqn"] = "surrogate.algos.soft_dqn"
 
 
 def get(name: str):

@@ -63,3 +63,17 @@ def sample(state: ReplayState, key, batch_size: int):
     one transition with a leading ``batch_size`` axis (Mnih et al. 2015, Algorithm 1)."""
     idx = sample_indices(state, key, batch_size)
     return jax.tree.map(lambda buf: buf[idx], state.items)
+
+
+def add_masked(state: ReplayState, batch, valid) -> ReplayState:
+    """``add_batch`` of only the transitions where ``valid [n]`` (bool) is true, in order; the others
+    are dropped (an out-of-range scatter index). For a write whose first rows may not be transitions
+    yet (n-step transitions before a run has taken n steps). Valid rows must number <= capacity."""
+    capacity = capacity_of(state)
+    valid = valid.astype(jnp.int32)
+    rank = jnp.cumsum(valid) - 1  # the position among the valid rows
+    idx = jnp.where(valid > 0, (state.position + rank) % capacity, capacity)
+    items = jax.tree.map(lambda buf, x: buf.at[idx].set(x.astype(buf.dtype), mode="drop"), state.items, batch)
+    n = valid.sum()
+    return ReplayState(items, ((state.position + n) % capacity).astype(jnp.int32),
+                       jnp.minimum(state.size + n, capacity).astype(jnp.int32))

@@ -1,0 +1,102 @@
+"""Q-networks (a torso with a linear Q head or dueling heads, their parameters drawn in NumPy) and acting on them.
+
+DQN (Mnih et al. 2015) maps a state to one value per action; the dueling architecture (Wang et al.
+2016, eq. 9) splits the last layer into a state value and advantages, ``Q = V + A - mean_a A``.
+"""
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from surrogate.core.distributions import noise_from_bits
+from surrogate.core.networks import MLP, TORSOS, dense, orthogonal
+
+
+class Im2colConv(nn.Module):
+    """``nn.Conv(features, (k, k), padding="VALID")`` (stride 1) as one matmul of the ``k * k`` shifted
+    views concatenated on the channel axis (im2col): the same parameters (``kernel [k, k, C, F]``,
+    ``bias``) and outputs (a test checks both against ``nn.Conv``). Measured on XLA:CPU: a DQN
+    gradient step of batch 32 on MinAtar inside ``lax.scan`` took ~5 ms with ``nn.Conv`` and ~0.7 ms
+    this way (benchmarks/README.md, "MinAtar DQN")."""
+
+    features: int
+    kernel_size: int = 3
+    kernel_init: object = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        h, w = x.shape[-3] - k + 1, x.shape[-2] - k + 1
+        patches = jnp.concatenate([x[..., i:i + h, j:j + w, :] for i in range(k) for j in range(k)], axis=-1)
+        return patches @ kernel.reshape(-1, self.features) + bias
+
+
+class MinAtarTorso(nn.Module):
+    """``core.networks.MinAtarCNN`` (Young & Tian 2019: 3x3 conv, 16 channels, ReLU, dense 128, ReLU) with
+    the same parameter tree and init, its convolution computed by ``Im2colConv``."""
+
+    hidden: int = 128
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.astype(jnp.float32)
+        x = nn.relu(Im2colConv(16, kernel_init=orthogonal(np.sqrt(2)), name="Conv_0")(x))
+        x = x.reshape(*x.shape[:-3], -1)
+        return nn.relu(dense(self.hidden, np.sqrt(2))(x))
+
+
+Q_TORSOS = {**TORSOS, "minatar_cnn": MinAtarTorso}
+
+
+class QNetwork(nn.Module):
+    """A torso (MLP, or a CNN of ``Q_TORSOS``: the Nature CNN, the MinAtar CNN) with a linear Q head, or the dueling heads
+    ``Q = V + A - mean_a A`` (Wang et al. 2016, eq. 9). Heads: Flax's default init (LeCun normal)."""
+
+    action_dim: int
+    hidden: tuple
+    activation: str
+    dueling: bool
+    torso: str = "mlp"
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden, self.activation)(obs) if self.torso == "mlp" else Q_TORSOS[self.torso]()(obs)
+        if not self.dueling:
+            return nn.Dense(self.action_dim)(x)
+        value, advantage = nn.Dense(1)(x), nn.Dense(self.action_dim)(x)
+        return value + advantage - advantage.mean(-1, keepdims=True)
+
+
+def lecun_normal_np(rng: np.random.Generator, shape) -> np.ndarray:
+    """Flax's default ``Dense`` kernel init (rejax's): a normal truncated to +-2 std with variance 1 / fan_in."""
+    z = rng.standard_normal(shape)
+    while (bad := np.abs(z) > 2).any():
+        z[bad] = rng.standard_normal(int(bad.sum()))
+    return (z * np.sqrt(1.0 / shape[0]) / 0.87962566103423978).astype(np.float32)
+
+
+def mlp_q_params_np(rng: np.random.Generator, obs_shape, hidden, action_dim: int, dueling: bool) -> dict:
+    """What ``QNetwork(torso="mlp").init`` gives (structure and distribution: LeCun-normal kernels, zero
+    biases), drawn in NumPy: the torso ``MLP_0``, then the Q head, or the V and A heads."""
+    sizes = [math.prod(obs_shape), *hidden]
+    dense = lambda a, b: {"kernel": lecun_normal_np(rng, (a, b)), "bias": np.zeros(b, np.float32)}
+    torso = {f"Dense_{i}": dense(a, b) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))}
+    heads = (1, action_dim) if dueling else (action_dim,)
+    return {"params": {"MLP_0": torso, **{f"Dense_{i}": dense(sizes[-1], n) for i, n in enumerate(heads)}}}
+
+
+def explore_from_bits(q, bits, eps, soft_tau: float = 0.0):
+    """An action per row of ``q [..., A]`` from raw uint32 ``bits [..., 2 (+ A)]``: with probability ``eps``
+    uniform (``bits[..., 1] % A``; the coin is a uniform in [0, 1) from the 23 high bits of
+    ``bits[..., 0]`` as a mantissa, as ``jax.random.uniform``), else greedy (epsilon-greedy, Mnih et al.
+    2015), or with ``soft_tau > 0`` a sample of the Boltzmann policy ``softmax(Q / soft_tau)`` by the
+    Gumbel-max trick on ``bits[..., 2:]`` (soft Q-learning, Haarnoja et al. 2017)."""
+    action = q.argmax(-1)
+    if soft_tau > 0:
+        action = (q / soft_tau + noise_from_bits(bits[..., 2:], True)).argmax(-1)
+    unit = jax.lax.bitcast_convert_type((bits[..., 0] >> 9) | np.uint32(0x3F800000), jnp.float32) - 1.0
+    return jnp.where(unit < eps, (bits[..., 1] % q.shape[-1]).astype(action.dtype), action)
