@@ -23,12 +23,17 @@ after training: the ensemble's mean-Q greedy action for UCB, the heads' majority
 bootstrapped DQN, greedy Q for DQN; the env is deterministic). ``found`` counts seeds that found
 the treasure at least once.
 
-  python benchmarks/deep_sea.py                                  # N = 20, 5 seeds, 1000 episodes
-  python benchmarks/deep_sea.py --sizes 20 30 --episodes 2000
+The results file keeps one entry per setting (``--label``, default from the flags) under ``runs``,
+each with its own command and date; ``--merge`` adds this invocation's setting to those already in
+``--out``; ``found`` sums them up (setting -> N -> algorithm -> seeds that found the treasure).
+
+  python benchmarks/deep_sea.py                                  # N = 20, 5 seeds, 1000 episodes: ~10 min
+  python benchmarks/deep_sea.py --merge --prior-scale 5 --algos ensemble_ucb bootstrapped_dqn
   python benchmarks/deep_sea.py --quick --out /tmp/q.json        # smoke test: tiny runs
 """
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -87,30 +92,39 @@ def main():
     p.add_argument("--prior-scale", type=float, default=0.0)
     p.add_argument("--hidden", type=int, nargs="+", default=[50, 50])
     p.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    p.add_argument("--label", default=None, help="name of this setting in the results file (default: from the flags)")
+    p.add_argument("--merge", action="store_true", help="keep the other settings' results already in --out")
     p.add_argument("--quick", action="store_true", help="tiny runs (N = 10, 2 seeds, 20 episodes): a smoke test")
     p.add_argument("--out", type=Path, default=RESULTS / "deep_sea.json")
     args = p.parse_args()
     if args.quick:
         args.sizes, args.seeds, args.episodes, args.heads = [10], 2, 20, 4
-    figures = dict(quick=args.quick, seeds=args.seeds, episodes=args.episodes, heads=args.heads,
-                   ucb_lambda=args.ucb_lambda, mask_prob=args.mask_prob, prior_scale=args.prior_scale,
-                   hidden=args.hidden, results={})
+    label = args.label or (f"K{args.heads}_lambda{args.ucb_lambda:g}_p{args.mask_prob:g}_prior{args.prior_scale:g}"
+                           f"_episodes{args.episodes}")
+    this = dict(command=" ".join([Path(sys.executable).name, *sys.argv]), date=time.strftime("%Y-%m-%d %H:%M:%S"),
+                quick=args.quick, seeds=args.seeds, episodes=args.episodes, heads=args.heads,
+                ucb_lambda=args.ucb_lambda, mask_prob=args.mask_prob, prior_scale=args.prior_scale,
+                hidden=args.hidden, results={})
     for size in args.sizes:
         env = envs.make("DeepSea-bsuite", size=size)
         cfgs = configs(size, args.episodes, args)
-        figures["results"][str(size)] = {}
+        this["results"][str(size)] = {}
         for name in args.algos:
             out = run_one(name, cfgs[name], env, args.seeds)
             out["config"] = dataclasses.asdict(cfgs[name])
-            figures["results"][str(size)][name] = out
+            this["results"][str(size)][name] = out
             print(f"N={size:3d} {name:17s} found {out['found']}/{args.seeds}  first {out['first_treasure_episode']}"
                   f"  greedy {['%.2f' % r for r in out['final_greedy_return']]}  ({out['seconds']:.0f} s)", flush=True)
-    claim = {str(n): {a: r[a]["found"] for a in r} for n, r in figures["results"].items()}
-    figures["found_per_size"] = claim
-    write_result(args.out, figures)
-    print(f"\n{'N':>4} " + " ".join(f"{a:>17s}" for a in args.algos) + "   (seeds that found the treasure)")
-    for n, row in claim.items():
-        print(f"{n:>4} " + " ".join(f"{row[a]:>15d}/{args.seeds}" for a in args.algos))
+    runs = json.loads(args.out.read_text()).get("runs", {}) if args.merge and args.out.exists() else {}
+    runs[label] = this
+    found = {lab: {n: {a: r["found"] for a, r in row.items()} for n, row in run["results"].items()}
+             for lab, run in runs.items()}
+    write_result(args.out, dict(found=found, runs=runs))
+    print(f"\n{'setting':48s} {'N':>4} " + " ".join(f"{a:>17s}" for a in ALGOS) + "   (seeds that found the treasure)")
+    for lab, per_size in found.items():
+        for n, row in per_size.items():
+            cells = [f"{row[a]}/{runs[lab]['seeds']}" if a in row else "-" for a in ALGOS]
+            print(f"{lab:48s} {n:>4} " + " ".join(f"{c:>17s}" for c in cells))
 
 
 if __name__ == "__main__":

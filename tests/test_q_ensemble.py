@@ -109,7 +109,8 @@ def test_bootstrapped_head_constant_within_episodes_and_redrawn_after():
     obs, state = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(1), n))
     carry = init_carry(state, obs, jnp, qe.initial_carry(cfg, env, n))
     act = qe.BOOTSTRAPPED.act(cfg, env, False)
-    carry, batch, _ = jax.jit(lambda c, k: jax_rollout(spec, env, act, (params, 0.0), c, k))(carry, jax.random.PRNGKey(2))
+    rollout = jax.jit(lambda c, k: jax_rollout(spec, env, act, (params, 0.0), c, k))
+    carry, batch, _ = rollout(carry, jax.random.PRNGKey(2))
     actions = np.asarray(batch.actions).reshape(3, 10, n)  # [episode, step, env]
     np.testing.assert_array_equal(np.asarray(batch.dones).reshape(3, 10, n)[:, -1], True)
     assert (actions == actions[:, :1]).all()  # constant within each episode

@@ -2,22 +2,17 @@
 Q-Ensembles") and its two baselines, bootstrapped DQN (Osband, Blundell, Pritzel & Van Roy 2016) and
 ensemble voting, as three registered algorithms that share everything but the acting rule.
 
-K Q-heads on one shared torso (an MLP, or MinAtar's CNN); each head is trained with double-DQN
-targets from its own target head (van Hasselt et al. 2016, eq. 4) on the transitions of its Bernoulli
-bootstrap mask, drawn once when a transition is stored and kept beside it in the replay buffer. The
-ensemble loss averages the heads' masked losses (``core.ensemble.masked_mean_loss``), so the torso's
-gradient is the mean of the heads' (Osband et al.'s 1/K normalisation). Acting:
-
-* ``ensemble_ucb``: ``argmax_a mean_k Q_k + ucb_lambda * std_k Q_k`` (Chen et al., Algorithm 2;
-  lambda 0.1), optionally epsilon-greedy on top (``eps_start``/``eps_end``; 0 disables it).
-* ``bootstrapped_dqn``: a head drawn uniformly at each episode's start and followed greedily for
-  the whole episode (Osband et al., Algorithm 1). The head is the policy's carry (head + 1; the
-  runtime zeroes the carry at episode ends, so 0 means "draw a new head").
-* ``ensemble_voting``: the heads' majority vote (Chen et al., Algorithm 1), epsilon-greedy.
-
-Evaluation (deterministic acting) is the heads' majority vote, except ensemble UCB's, which is the
-greedy action of the ensemble mean (UCB with lambda 0). Before ``learning_starts`` actions are
-uniform (``dqn.epsilon`` is 1). Learning reuses DQN's schedule, optimiser and target update.
+K Q-heads on one shared torso (an MLP, or MinAtar's CNN), each trained with double-DQN targets from
+its own target head (van Hasselt et al. 2016, eq. 4) on the transitions its Bernoulli bootstrap mask
+includes (drawn when a transition is stored, kept beside it in the replay buffer). The loss averages
+the heads' masked losses, so the torso's gradient is the heads' mean (Osband et al.'s 1/K). Acting:
+``ensemble_ucb``: ``argmax_a mean_k Q_k + ucb_lambda * std_k Q_k`` (Chen et al., Algorithm 2);
+``bootstrapped_dqn``: a head drawn uniformly at each episode's start and followed for the whole
+episode (Osband et al., Algorithm 1), kept in the policy's carry as head + 1 (the runtime zeroes the
+carry at episode ends: 0 means "draw a head"); ``ensemble_voting``: the heads' majority vote (Chen
+et al., Algorithm 1). Each optionally epsilon-greedy on top (``eps_start``/``eps_end``).
+Evaluation: the heads' majority vote; ensemble UCB's, the ensemble mean's greedy action (lambda 0).
+Actions are uniform before ``learning_starts``; DQN's epsilon schedule, optimiser and target update.
 """
 import dataclasses
 import math
@@ -57,8 +52,7 @@ class Config:
     gamma: float = 0.99
     tau: float = 0.98
     target_update_interval: int = 1
-    eps_start: float = 0.0
-    """epsilon-greedy on top of the ensemble's rule, from eps_start to eps_end (``dqn.epsilon``)"""
+    eps_start: float = 0.0  # epsilon-greedy on top of the ensemble's rule (``dqn.epsilon``); 0: none
     eps_end: float = 0.0
     exploration_fraction: float = 0.5
     loss: Literal["huber", "l2"] = "l2"
@@ -69,8 +63,7 @@ class Config:
     grad_clip: Literal["global_norm", "elementwise"] = "elementwise"
     bootstrap_truncation: bool = True
     num_heads: int = 10
-    mask_prob: float = 0.5
-    """probability that a head trains on a transition (Bernoulli bootstrap mask)"""
+    mask_prob: float = 0.5  # probability that a head trains on a transition (its Bernoulli bootstrap mask)
     ucb_lambda: float = 0.1
     prior_scale: float = 0.0
     """> 0 adds ``prior_scale *`` a fixed random ensemble to every head (randomized prior functions,
@@ -85,10 +78,9 @@ class Config:
                       if hasattr(self, f.name)}).validate()
         positive(self, "num_heads")
         if not 0.0 < self.mask_prob <= 1.0:
-            raise ConfigError(f"mask_prob must be in (0, 1], got {self.mask_prob!r} (1: every head sees every "
-                              f"transition).")
+            raise ConfigError(f"mask_prob must be in (0, 1] (1: heads train on everything), got {self.mask_prob!r}.")
         if self.ucb_lambda < 0 or self.prior_scale < 0:
-            raise ConfigError(f"ucb_lambda and prior_scale must be >= 0, got {self.ucb_lambda!r}, {self.prior_scale!r}.")
+            raise ConfigError(f"ucb_lambda and prior_scale must be >= 0, got {self.ucb_lambda}, {self.prior_scale}.")
         if self.network not in ("mlp", "minatar_cnn"):
             raise ConfigError(f"network must be 'mlp' or 'minatar_cnn', got {self.network!r}.")
         return self
@@ -97,8 +89,8 @@ class Config:
 PRESETS = {
     # CartPole-v1: DQN's "cartpole" preset (rejax's schedule, 128-128, truncations bootstrapped) with ten heads
     "cartpole": Config(hidden=(128, 128)),
-    # DeepSea 20 (bsuite): one episode (20 steps) per iteration, one gradient step per env step of
-    # batch 128 (bsuite's boot_dqn agent), target copied every 4 gradient steps, 50-50 torso, 1000 episodes
+    # DeepSea 20 (bsuite): one episode (20 steps) per iteration, one gradient step of batch 128 per env step,
+    # a 10k buffer and a 50-50 torso (bsuite's boot_dqn agent), the target copied after every episode, 1000 episodes
     "deep_sea": Config(env="DeepSea-bsuite-20", total_steps=20_000, num_envs=1, num_steps=20, buffer_size=10_000,
                        learning_starts=128, batch_size=128, gradient_steps=20, tau=0.0, hidden=(50, 50),
                        target_update_interval=1, eps_start=0.0, eps_end=0.0),
@@ -131,20 +123,14 @@ def network(config: Config, env) -> EnsembleQ:
     return EnsembleQ(env.action_dim, config.num_heads, tuple(config.hidden), config.activation, config.network)
 
 
-def features(config: Config, env, obs):
-    """MLPs see observations flattened; the CNN sees them as images."""
-    if config.network == "minatar_cnn":
-        return obs.astype(jnp.float32)
-    return obs.reshape(*obs.shape[:obs.ndim - len(env.obs_shape)], -1).astype(jnp.float32)
-
-
 def q_values(config: Config, env, params, obs):
-    """``Q_k(obs, .)`` of every head, ``[K, ..., A]``; with a prior, plus ``prior_scale * prior``."""
-    net = network(config, env)
-    q = net.apply(params["online"], features(config, env, obs))
-    if config.prior_scale > 0:
-        q = q + config.prior_scale * jax.lax.stop_gradient(net.apply(params["prior"], features(config, env, obs)))
-    return q
+    """``Q_k(obs, .)`` of every head, ``[K, ..., A]`` (the MLP sees observations flattened, the CNN images);
+    with a prior, plus ``prior_scale *`` the fixed prior ensemble's."""
+    if config.network == "mlp":
+        obs = obs.reshape(*obs.shape[:obs.ndim - len(env.obs_shape)], -1)
+    net, obs = network(config, env), obs.astype(jnp.float32)
+    q = net.apply(params["online"], obs)
+    return q + config.prior_scale * jax.lax.stop_gradient(net.apply(params["prior"], obs)) if config.prior_scale else q
 
 
 def init_net(config: Config, env, rng: np.random.Generator) -> dict:
@@ -153,10 +139,8 @@ def init_net(config: Config, env, rng: np.random.Generator) -> dict:
     head drawn independently (their only difference when ``mask_prob = 1``); zero biases. The CNN
     torso: ``MinAtarCNN.init`` (orthogonal, as the actor-critics')."""
     if config.network == "minatar_cnn":
-        obs = jnp.zeros((1, *env.obs_shape), jnp.float32)
-        torso = MinAtarCNN().init(jax.random.PRNGKey(int(rng.integers(2**31 - 1))), obs)["params"]
-        width = 128
-        torso = {"MinAtarCNN_0": jax.tree.map(np.asarray, torso)}
+        torso = MinAtarCNN().init(jax.random.PRNGKey(int(rng.integers(2**31 - 1))), jnp.zeros((1, *env.obs_shape)))
+        torso, width = {"MinAtarCNN_0": jax.tree.map(np.asarray, torso["params"])}, MinAtarCNN.hidden
     else:
         sizes = [math.prod(env.obs_shape), *config.hidden]
         dense = lambda a, b: {"kernel": dqn.lecun_normal_np(rng, (a, b)), "bias": np.zeros(b, np.float32)}
@@ -246,33 +230,25 @@ def make_act(rule: str):
 # ----------------------------------------------------------------------------- learning
 
 
-def head_losses(config: Config, env, online, prior, mb: Transition, next_q_target):
-    """Per-head, per-transition TD losses ``[K, B]`` and ``Q_k(s, a) [K, B]``: head k's double-DQN
-    target ``r + gamma (1 - term) Q'_k(s', argmax_a Q_k(s', a))`` from its own target head."""
+def ensemble_loss(config: Config, env, online, prior, mb: Transition, next_q_target):
+    """``masked_mean_loss`` of the heads' TD losses ``[K, B]`` with the stored masks (``mb.mask [B, K]``),
+    and ``Q_k(s, a) [K, B]``. Head k's target is double DQN's ``r + gamma (1 - term) Q'_k(s', argmax_a
+    Q_k(s', a))`` with its own target head ``Q'_k`` (``next_q_target [K, B, A]``)."""
     params = {"online": online, "prior": prior}
     q_next = jax.lax.stop_gradient(q_values(config, env, params, mb.next_obs))  # [K, B, A]
     y = jax.vmap(lambda nt, no: q_targets(mb.reward, mb.terminal, nt, no, gamma=config.gamma))(next_q_target, q_next)
     q_all = q_values(config, env, params, mb.obs)
     q = jnp.take_along_axis(q_all, jnp.broadcast_to(mb.action[None, :, None], (*q_all.shape[:2], 1)), -1)[..., 0]
     err = q - jax.lax.stop_gradient(y)
-    return (huber_loss(err) if config.loss == "huber" else 0.5 * err**2), q
-
-
-def ensemble_loss(config: Config, env, online, prior, mb: Transition, next_q_target):
-    """``masked_mean_loss`` of the heads' TD losses with the stored masks (``mask [B, K]``)."""
-    losses, q = head_losses(config, env, online, prior, mb, next_q_target)
-    return masked_mean_loss(losses, mb.mask.T), q
-
-
-def target_q(config: Config, env, state: EnsembleState, next_obs):
-    """The target ensemble's ``Q'_k(s', .)`` (plus the same fixed prior), ``[K, ..., A]``."""
-    return q_values(config, env, {"online": state.target, "prior": state.params["prior"]}, next_obs)
+    return masked_mean_loss(huber_loss(err) if config.loss == "huber" else 0.5 * err**2, mb.mask.T), q
 
 
 def gradient_steps(config: Config, env, state: EnsembleState, batches: Transition):
-    """One Adam step per minibatch; the target ensemble's Q of every minibatch in one forward pass."""
-    next_q_target = jnp.moveaxis(target_q(config, env, state, batches.next_obs), 0, 1)  # [steps, K, B, A]
+    """One Adam step per minibatch; the target ensemble's (plus the same prior) ``Q'_k(s', .)`` of every
+    minibatch in one forward pass."""
     opt, prior = dqn.optimizer(config), state.params["prior"]
+    next_q_target = q_values(config, env, {"online": state.target, "prior": prior}, batches.next_obs)
+    next_q_target = jnp.moveaxis(next_q_target, 0, 1)  # [steps, K, B, A]
 
     def step(carry, inputs):
         online, opt_state = carry
@@ -288,16 +264,14 @@ def gradient_steps(config: Config, env, state: EnsembleState, batches: Transitio
 
 
 def learn(config: Config, env, state: EnsembleState, experience, key):
-    """DQN's ``learn`` with masks: store the transitions each with its mask ``[K] ~ Bernoulli(mask_prob)``,
-    train once more than ``learning_starts`` are stored, update the target every
-    ``target_update_interval`` iterations."""
+    """DQN's ``learn`` with masks: store the transitions, each with its mask ``[K] ~ Bernoulli(mask_prob)``,
+    train once more than ``learning_starts`` are stored, update the target every ``target_update_interval``."""
     key_mask, key_batch = jax.random.split(key)
     b = experience.batch
     flat = lambda x: x.reshape(-1, *x.shape[2:])
     terminal = b.terminations if config.bootstrap_truncation else b.dones
-    n = b.rewards.size
     new = Transition(flat(b.obs), flat(b.actions), flat(b.rewards), flat(terminal).astype(jnp.float32),
-                     flat(b.next_obs), bootstrap_masks(key_mask, (n, config.num_heads), config.mask_prob))
+                     flat(b.next_obs), bootstrap_masks(key_mask, (b.rewards.size, config.num_heads), config.mask_prob))
     state = state._replace(replay=add_batch(state.replay, new))
     steps = state.steps + config.steps_per_iteration
     idx = sample_indices(state.replay, key_batch, config.gradient_steps * config.batch_size)
@@ -312,8 +286,7 @@ def learn(config: Config, env, state: EnsembleState, experience, key):
                           state.target)
     metrics = dict(q_loss=loss, q_mean=q_mean, q_std=q_std, epsilon=dqn.epsilon(config, state.steps),
                    buffer_size=state.replay.size.astype(jnp.float32))
-    params = {"online": online, "prior": state.params["prior"]}
-    return EnsembleState(params, target, opt_state, state.replay, steps), metrics
+    return EnsembleState({**state.params, "online": online}, target, opt_state, state.replay, steps), metrics
 
 
 def _algo(name: str, rule: str, presets: dict) -> Algorithm:
