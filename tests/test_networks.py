@@ -78,6 +78,12 @@ def test_minatar_cnn_is_young_and_tian_torso():
     torso = params["params"]["torso"]
     assert torso["Conv_0"]["kernel"].shape == (3, 3, 4, 16)
     assert torso["Dense_0"]["kernel"].shape == (8 * 8 * 16, 128)
+    # its im2col convolution computes what nn.Conv computes with the same parameters
+    import flax.linen as nn
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 10, 10, 4))
+    ref = nn.Conv(16, (3, 3), padding="VALID").apply({"params": torso["Conv_0"]}, x)
+    from surrogate.core.networks import Im2colConv
+    np.testing.assert_allclose(Im2colConv(16).apply({"params": torso["Conv_0"]}, x), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("discrete,hidden,obs_shape", [(True, (64, 64), (4,)), (False, (16, 8, 8), (3,)),
