@@ -2,6 +2,7 @@
 hyperparameters, the learner (network, optimiser), initial state, acting functions, and GAE on a
 rollout (``prepare``). Each method adds its update; the runtime runs it.
 """
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -12,6 +13,7 @@ import numpy as np
 from surrogate._jax_setup import FAST, RUN_ONCE
 from surrogate.core.advantages import gae
 from surrogate.core.distributions import draw_noise, make_dist, mode, noise_from_bits, sample_with_noise
+from surrogate.core.losses import normalize_advantages
 from surrogate.core.networks import ActorCritic, join_params, mlp_params_np, numpy_policy, split_params
 from surrogate.errors import ConfigError
 from surrogate.runtime.devices import cached
@@ -40,6 +42,10 @@ class OnPolicyConfig:
     hidden: tuple[int, ...] = (64, 64)
     activation: Literal["tanh", "relu", "swish", "elu"] = "tanh"
     log_std_init: float = 0.0
+    micro_batch: int = 0
+    """rows per pass of the network (0: all at once): forward passes over a whole rollout run in chunks of
+    this many rows and PPO sums each minibatch's gradient over micro-batches of it (the same math; XLA:CPU's
+    convolutions are fastest per sample at 32-64 rows: ../shared/design.md)"""
 
     @property
     def batch_size(self) -> int:
@@ -61,6 +67,8 @@ class OnPolicyConfig:
                               f"Raise --total-steps or lower --num-envs/--num-steps.")
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}.")
+        if self.micro_batch < 0:
+            raise ConfigError(f"micro_batch must be >= 0 (0: no micro-batches), got {self.micro_batch!r}.")
         return self
 
 
@@ -189,16 +197,16 @@ def host_act(config, env, params, obs_stats, rng: np.random.Generator):
         forward = numpy_policy(actor, config.activation, *norm)
         noise_scale = None if discrete else np.exp(np.asarray(actor["params"]["log_std"], np.float32))
 
-        def sample(obs, z):
+        def draw(obs, z):
             out = forward(obs)
             out += z
             return out.argmax(-1) if discrete else out
-    else:
+    else:  # (uint8 frames go to the device as they are: the CNN scales them)
         jitted = cached(("cnn_sampler", learner), lambda: jax.jit(
-            lambda p, s, o, z: sample(learner.network, discrete, p, policy_input(spec, s, o.astype(jnp.float32)), z),
+            lambda p, s, o, z: sample(learner.network, discrete, p, model_input(spec, s, o), z),
             compiler_options=FAST))
         stats = jax.tree.map(jnp.asarray, obs_stats)
-        sample = lambda obs, z: np.asarray(jitted(params, stats, obs, z))
+        draw = lambda obs, z: np.asarray(jitted(params, stats, obs, z))
         noise_scale = None  # the jitted sampler scales by the std itself
     noise = None
 
@@ -207,7 +215,7 @@ def host_act(config, env, params, obs_stats, rng: np.random.Generator):
         if noise is None:
             z = draw_noise(rng, (config.num_steps, obs.shape[0], env.action_dim), discrete)
             noise = iter(z if noise_scale is None else z * noise_scale)
-        return sample(obs, next(noise)), carry
+        return draw(obs, next(noise)), carry
 
     return act_np
 
@@ -226,18 +234,42 @@ class UpdateData(NamedTuple):
     targets: Any
 
 
+def model_input(spec, obs_stats, obs):
+    """What the network takes: ``uint8`` frames as they are (the CNN scales them; a quarter of float32's
+    memory in the update's gathers) unless observations are normalised, else normalised float32."""
+    if obs.dtype == jnp.uint8 and not spec.normalize_obs:
+        return obs
+    return policy_input(spec, obs_stats, obs.astype(jnp.float32))
+
+
+def in_chunks(f, x, rows: int):
+    """``f(x)`` for ``x [T, N, ...]`` computed ``rows`` rows of the flattened ``[T * N, ...]`` at a time in a
+    ``lax.map`` (padded to whole chunks, the padding dropped): the same values as one pass (``rows`` 0:
+    one pass), at the batch size XLA:CPU's convolutions run fastest (../shared/design.md)."""
+    lead, total = x.shape[:2], x.shape[0] * x.shape[1]
+    if not rows or total <= rows:
+        return f(x)
+    chunks = -(-total // rows)
+    flat = jnp.pad(x.reshape(total, *x.shape[2:]), [(0, chunks * rows - total)] + [(0, 0)] * (x.ndim - 2))
+    out = jax.lax.map(f, flat.reshape(chunks, rows, *x.shape[2:]))
+    return jax.tree.map(lambda y: y.reshape(chunks * rows, *y.shape[2:])[:total].reshape(*lead, *y.shape[2:]), out)
+
+
 def prepare(config, learner: Learner, params, experience: Experience) -> UpdateData:
     """Normalise observations with the rollout's statistics, evaluate the rollout policy and value
-    function on the batch and compute GAE advantages and TD(lambda) targets (Schulman et al. 2016)."""
+    function on the batch and compute GAE advantages and TD(lambda) targets (Schulman et al. 2016).
+    With ``config.micro_batch`` the network's passes over the rollout run in chunks (``in_chunks``)."""
     batch, obs_stats = experience
-    obs = policy_input(learner.spec, obs_stats, batch.obs.astype(jnp.float32))
-    next_obs = policy_input(learner.spec, obs_stats, batch.next_obs.astype(jnp.float32))
-    dist_params, values = learner.network.apply(params, obs)
+    chunk = getattr(config, "micro_batch", 0)
+    apply = lambda x, **kw: in_chunks(lambda o: learner.network.apply(params, o, **kw), x, chunk)
+    obs = model_input(learner.spec, obs_stats, batch.obs)
+    next_obs = model_input(learner.spec, obs_stats, batch.next_obs)
+    dist_params, values = apply(obs)
     if config.bootstrap_truncation:  # V(final state) of truncated episodes: the value of every next_obs
-        next_values = learner.network.apply(params, next_obs, method=ActorCritic.value)
+        next_values = apply(next_obs, method=ActorCritic.value)
         terminations = batch.terminations
     else:  # every episode end is terminal, so V(s_{t+1}) is needed only where it is the next row's state
-        last = learner.network.apply(params, next_obs[-1:], method=ActorCritic.value)
+        last = apply(next_obs[-1:], method=ActorCritic.value)
         next_values = jnp.concatenate([values[1:], last])
         terminations = batch.dones
     old_log_probs = make_dist(dist_params, learner.discrete).log_prob(batch.actions)
@@ -245,3 +277,46 @@ def prepare(config, learner: Learner, params, experience: Experience) -> UpdateD
                               config.gamma, config.gae_lambda)
     flat = lambda x: x.reshape(-1, *x.shape[2:])
     return UpdateData(*map(flat, (obs, batch.actions, old_log_probs, values, advantages, targets)))
+
+
+# ----------------------------------------------------------------------------- micro-batched gradients
+
+
+def micro_batches(config) -> int:
+    """Micro-batches per minibatch (1: none): ``config.micro_batch`` rows each, where it is set and smaller
+    than a minibatch of ``batch_size // num_minibatches`` rows."""
+    rows = config.batch_size // getattr(config, "num_minibatches", 1)
+    micro = getattr(config, "micro_batch", 0)
+    return rows // micro if micro and micro < rows else 1
+
+
+def micro_loss_config(config):
+    """The config a loss of one micro-batch is built with: advantage normalisation off, since
+    ``minibatch_grad`` normalises over the whole minibatch before splitting it."""
+    return dataclasses.replace(config, normalize_advantages=False) if micro_batches(config) > 1 else config
+
+
+def minibatch_grad(config, loss, params, mb: UpdateData):
+    """``jax.grad(loss, has_aux=True)(params, mb)``, computed ``micro_batches(config)`` micro-batches at a time.
+
+    Every term of PPO's loss (the clipped surrogate, eq. 7 of Schulman et al. 2017; the entropy; the value
+    loss) and every metric is a mean over the minibatch's rows, and the mean over a minibatch is the mean of
+    the means over its equal micro-batches; so is the gradient. The micro-batches' gradients are summed and
+    scaled once. The advantages are normalised over the whole minibatch first (``config.normalize_advantages``),
+    so ``loss`` must be built with ``micro_loss_config(config)``. ``tests/test_atari.py`` checks the result
+    against one pass.
+
+    The micro-batches are static slices, one after another in the program, not a ``lax.scan``: XLA:CPU ran
+    the Nature CNN's gradient ~16x slower inside a scan over micro-batches (benchmarks/README.md, Atari)."""
+    k = micro_batches(config)
+    if k == 1:
+        return jax.grad(loss, has_aux=True)(params, mb)
+    if config.normalize_advantages:
+        mb = mb._replace(advantages=normalize_advantages(mb.advantages))
+    rows = jax.tree.leaves(mb)[0].shape[0] // k
+    total, metrics = None, []
+    for i in range(k):
+        grads, m = jax.grad(loss, has_aux=True)(params, jax.tree.map(lambda x: x[i * rows:(i + 1) * rows], mb))
+        total = grads if total is None else jax.tree.map(jnp.add, total, grads)
+        metrics.append(m)
+    return jax.tree.map(lambda g: g / k, total), jax.tree.map(lambda *x: jnp.mean(jnp.stack(x)), *metrics)

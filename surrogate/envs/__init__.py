@@ -2,12 +2,14 @@
 
 JAX-native ids (gymnax classic control and MinAtar) run inside ``jit``/``scan``/``vmap``;
 every other registered Gymnasium id (MuJoCo included) runs on the host as a
-``gymnasium.vector`` env. ``make("gym:CartPole-v1")`` forces the host backend for an id
+``gymnasium.vector`` env; ``ALE/<Game>-v5`` ids get the standard Atari preprocessing
+(``surrogate.envs.atari``). ``make("gym:CartPole-v1")`` forces the host backend for an id
 that both backends know. Partially observed variants: ``make("CartPoleNoVel-v1")`` (see
 ``surrogate.envs.partial``), or ``make(id, keep_obs=(0, 2))`` for any vector-observation env.
 """
 import difflib
 
+from surrogate.envs.atari import AtariEnv, atari_env_ids
 from surrogate.envs.host_env import HostEnv, host_env_ids
 from surrogate.envs.jax_env import JaxEnv, jax_env_ids, make_jax_env
 from surrogate.envs.partial import NO_VELOCITY, NO_VELOCITY_IDS, keep_observations
@@ -45,6 +47,8 @@ def _make(env_id: str, **kwargs):
             return HostEnv(host_id, dict(kwargs))
     elif env_id in jax_env_ids():
         return make_jax_env(env_id, **kwargs)
+    elif env_id in atari_env_ids():
+        return AtariEnv(env_id, dict(kwargs))
     elif env_id in host_env_ids():
         return HostEnv(env_id, dict(kwargs))
     known = list(dict.fromkeys(jax_env_ids() + host_env_ids() + list(NO_VELOCITY_IDS)))
@@ -53,4 +57,4 @@ def _make(env_id: str, **kwargs):
     raise EnvNotFoundError(f"Unknown environment id {env_id!r}.{hint} Run `surrogate envs` to list every id.")
 
 
-__all__ = ["make", "list_envs", "JaxEnv", "HostEnv", "EnvNotFoundError"]
+__all__ = ["make", "list_envs", "JaxEnv", "HostEnv", "AtariEnv", "EnvNotFoundError"]

@@ -56,6 +56,11 @@ class Algorithm(NamedTuple):
     num_iterations: Callable = lambda config: max(1, config.total_steps // (config.num_envs * config.num_steps))
     steps_per_iteration: Callable = lambda config, env: config.num_envs * config.num_steps
     """env steps per seed and iteration (the x axis of learning curves)"""
+    host_update: Callable | None = None
+    """optional ``(config, env) -> update | None``, ``update(state, experience, key) -> (state, metrics)``:
+    ``learn`` for host runs as a Python loop around jitted pieces (None: jit ``learn`` whole). For CNN
+    updates: XLA:CPU runs a convolution's gradient ~15x slower inside a loop (a ``scan`` over minibatches)
+    than at a program's top level (benchmarks/README.md, Atari)"""
 
     def evaluated_policy(self, config, state):
         return (self.final_policy or self.policy)(config, state)

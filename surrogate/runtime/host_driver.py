@@ -43,6 +43,14 @@ def learn_fn(algo: Algorithm, config, env) -> Callable:
     """``f(state, experience, key) -> (state, metrics, acting state)``; the critic's fit overlaps the next
     rollout for algorithms with ``parts``."""
     jit = lambda f: jax.jit(f, compiler_options=FAST)
+    update = algo.host_update and cached(("host_update", algo.name, config, env.id),
+                                         lambda: algo.host_update(config, env))
+    if update:
+        def update_and_act(state, experience, key):
+            state, metrics = update(state, experience, key)
+            return state, metrics, state
+
+        return update_and_act
     split = parts.of(algo, config)
     if split is not None:
         return cached(("host_parts", algo.name, config, env.id), lambda: parts.host_learn(split, config, env, jit))
@@ -63,12 +71,13 @@ def init_runner(algo: Algorithm, config, env, key, venv) -> RunnerState:
     k_init, k_run = jax.random.split(key)
     carry = ()
     if algo.collect == "steps":
+        dtype = getattr(env, "obs_dtype", np.float32)  # Atari: uint8 frames
         if venv is None:
-            obs = np.zeros((config.num_envs, *env.obs_shape), np.float32)
+            obs = np.zeros((config.num_envs, *env.obs_shape), dtype)
         else:
             obs, _ = venv.reset(seed=int(jax.random.randint(k_run, (), 0, 2**31 - 1)))
         policy_carry = jax.device_get(algo.initial_carry(config, env, config.num_envs))
-        carry = init_carry(None, obs.astype(np.float32), np, policy_carry)
+        carry = init_carry(None, obs.astype(dtype), np, policy_carry)
     return RunnerState(algo.init(config, env, k_init), carry, k_run, np.zeros((), np.int32))
 
 

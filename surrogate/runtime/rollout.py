@@ -210,8 +210,10 @@ def jax_episodes(spec: RolloutSpec, env, act: Callable, params, obs_stats, key, 
 
 
 def host_episodes(spec: RolloutSpec, env, act_np: Callable, seed: int, episodes: int, initial_carry=()):
-    """``jax_episodes`` on a host vector env: ``act_np(raw_obs, carry) -> (actions, carry)``."""
-    venv = env.vector(episodes, seed)
+    """``jax_episodes`` on a host vector env: ``act_np(raw_obs, carry) -> (actions, carry)``. An env whose
+    evaluation differs from training (Atari: the game's rewards and real game overs, not the clipped
+    rewards and life-loss terminals it trains on) gives its evaluation envs by ``eval_vector``."""
+    venv = getattr(env, "eval_vector", env.vector)(episodes, seed)
     obs, _ = venv.reset(seed=seed)
     ret, length, alive = np.zeros(episodes), np.zeros(episodes), np.ones(episodes)
     carry = initial_carry
@@ -233,11 +235,14 @@ def host_rollout(spec: RolloutSpec, venv, act_np: Callable, carry: EnvCarry):
     ``act_np(raw_obs, policy_carry) -> (actions, policy_carry)`` acts with the observation statistics
     frozen for the rollout (``host.host_acting``; a NumPy policy where the algorithm gives one).
     The loop does only what must happen per step (act, clip, step into preallocated rows); episode
-    statistics are computed from the buffers afterwards.
+    statistics are computed from the buffers afterwards, or, for a vector env that records its own
+    (``venv.finished_episodes()``: Atari's game scores over all lives, where the rollout's rewards are
+    clipped and its episodes end at each lost life), taken from it. Observations keep the carry's
+    dtype (``uint8`` frames: a quarter of float32's memory and transfer).
     Returns NumPy ``(carry, Batch, EpisodeStats)``.
     """
     T, N = spec.num_steps, carry.obs.shape[0]
-    obs_buf = np.empty((T + 1, *carry.obs.shape), np.float32)  # row T: the observation to act on next
+    obs_buf = np.empty((T + 1, *carry.obs.shape), carry.obs.dtype)  # row T: the observation to act on next
     obs_buf[0] = carry.obs
     next_buf = np.empty_like(obs_buf[:T])
     rew_buf = np.empty((T, N), np.float32)
@@ -261,6 +266,8 @@ def host_rollout(spec: RolloutSpec, venv, act_np: Callable, carry: EnvCarry):
             policy_carry = reset_where(term_buf[t] | trunc_buf[t], policy_carry, np)
     done_buf = term_buf | trunc_buf
     finished, ep_ret, ep_len = episode_stats(rew_buf, done_buf, carry.episode_return, carry.episode_length)
+    if hasattr(venv, "finished_episodes"):
+        finished = EpisodeStats(*venv.finished_episodes())
     carry = carry._replace(obs=obs_buf[T], episode_return=ep_ret, episode_length=ep_len, policy_carry=policy_carry)
     batch = Batch(obs_buf[:T], act_buf, rew_buf, term_buf, done_buf, next_buf, start_carry)
     carry, batch = finish_rollout(spec, carry, batch, np)
