@@ -94,6 +94,12 @@ PRESETS = {
                     num_minibatches=4, learning_rate=2.5e-4, clip_eps=0.1, ent_coef=0.01, vf_coef=0.5,
                     max_grad_norm=0.5, gamma=0.99, gae_lambda=0.95, network="nature_cnn",
                     bootstrap_truncation=False, micro_batch=32),
+    # gymnax-blines' MinAtar PPO (agents/Breakout-MinAtar/ppo.yaml, the config behind gymnax's PPO figures):
+    # 64 envs x 128 steps, 4 epochs x 8 minibatches, constant lr 5e-4, gamma 0.999, lambda 0.95, entropy
+    # 0.01, a 256-256 ReLU MLP on the flattened 10x10xC frame, 10M steps (its 5% lr warm-up left out)
+    "minatar": Config(env="Breakout-MinAtar", total_steps=10_000_000, num_envs=64, num_steps=128, num_epochs=4,
+                      num_minibatches=8, learning_rate=5e-4, anneal_lr=False, gamma=0.999, gae_lambda=0.95,
+                      ent_coef=0.01, network="mlp", hidden=(256, 256), activation="relu"),
 }
 
 
