@@ -95,6 +95,9 @@ PRESETS = {
                        learning_starts=128, batch_size=128, gradient_steps=20, tau=0.0, hidden=(50, 50),
                        target_update_interval=1, eps_start=0.0, eps_end=0.0),
 }
+# + randomized prior functions (bsuite boot_dqn's scale 5) and UCB lambda 1: what found DeepSea 20's treasure
+# in benchmarks/results/deep_sea.json (the paper's prior-free lambda 0.1 did not)
+PRESETS["deep_sea_prior"] = dataclasses.replace(PRESETS["deep_sea"], prior_scale=5.0, ucb_lambda=1.0)
 
 METRICS = ("q_loss", "q_mean", "q_std", "epsilon", "buffer_size")
 
