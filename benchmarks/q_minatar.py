@@ -185,7 +185,8 @@ def plot(a):
     fig.tight_layout()
     fig.savefig(OUT_DIR / "curves.png", dpi=120)
 
-    # aggregate: final scores / MinAtar DQN at 5M frames, games x seeds, IQM with stratified bootstrap CIs
+    # aggregate: scores at the frames every game reached (the curves' point there) / MinAtar DQN at 5M frames,
+    # games x seeds, IQM with rliable's stratified-bootstrap 95% intervals
     dqn_anchor = ANCHORS["minatar_dqn_5M"]
     scores, frames = {}, {}
     for name in algos:
@@ -194,16 +195,20 @@ def plot(a):
             log(f"aggregate: {name} lacks {sorted(set(GAMES) - set(rows))}; left out")
             continue
         seeds = min(len(rows[g]["final_return_per_seed"]) for g in GAMES)
-        scores[name] = np.array([[rows[g]["final_return_per_seed"][s] / dqn_anchor[g] for g in GAMES]
-                                 for s in range(seeds)])
         frames[name] = min(rows[g]["frames_per_seed"] for g in GAMES)
-    summary = dict(normalisation="final score / MinAtar DQN at 5M frames (paper-tables.md), per game",
+        at = {g: max(i for i, f in enumerate(rows[g]["curve_frames"]) if f <= frames[name]) for g in GAMES}
+        scores[name] = np.array([[rows[g]["curves"][s][at[g]] / dqn_anchor[g] for g in GAMES] for s in range(seeds)])
+    summary = dict(normalisation="score at the frames all 4 games reached / MinAtar DQN at 5M frames "
+                                 "(paper-tables.md), per game", statistic="IQM over games x seeds, rliable 1.2.0 "
+                                 "stratified bootstrap 95% CI",
                    games=list(GAMES), frames_per_seed=frames, per_game={}, aggregate={})
     for r in results:
         summary["per_game"][f"{r['game']}_{r['algo']}"] = dict(
             final_return_mean=r["final_return_mean"], final_return_per_seed=r["final_return_per_seed"],
             frames_per_seed=r["frames_per_seed"], complete=r["complete"], seeds=r["seeds"],
-            minatar_dqn_5M=dqn_anchor[r["game"]])
+            minatar_dqn_5M=dqn_anchor[r["game"]], ratio_to_minatar_dqn_5M=r["final_return_mean"] / dqn_anchor[r["game"]],
+            note="" if r["frames_per_seed"] >= 5_000_000 else
+            f"at {r['frames_per_seed']:,} frames per seed, fewer than the anchor's 5M: not a like-for-like comparison")
     if scores:
         point, cis = rly.get_interval_estimates(scores, lambda x: np.array([rlm.aggregate_iqm(x)]), reps=a.reps)
         summary["aggregate"] = {k: dict(iqm=float(point[k][0]), ci95=[float(cis[k][0, 0]), float(cis[k][1, 0])],
@@ -248,8 +253,8 @@ def speed(a):
     peers_py = Path(a.peers_python)
     if not peers_py.exists():
         sys.exit(f"peers python {peers_py} not found: pass --peers-python")
-    total, many_total = (3_000, 3_000) if a.quick else (a.speed_total, a.sixteen_total)
-    repeats, rounds, many = (1, 1, 2) if a.quick else (2, 3, 16)
+    total, many_total = (6_000, 6_000) if a.quick else (a.speed_total, a.sixteen_total)
+    repeats, rounds, many = (1, 1, 4) if a.quick else (2, 3, 16)
     me = [sys.executable, __file__, "--worker"]
     ours_env = dict(ORIG_ENV, SURROGATE_COMPILE_CACHE="0")
     peer_env = {k: v for k, v in ORIG_ENV.items() if k != "JAX_COMPILATION_CACHE_DIR"}
