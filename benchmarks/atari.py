@@ -121,7 +121,7 @@ def speed(updates: int, peers_python: str | None, quick: bool) -> dict:
                        speedup_vs_sb3_sps=round(figures["ours_sps"] / sb3["sps"], 3))
         figures["versions_peer"] = sb3["versions"]
     figures["fraction_of_raw"] = round(figures["ours_sps"] / figures["raw_vector_ale_sps"], 3)
-    figures["load_average"] = list(np.round(os.getloadavg(), 2))
+    figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return figures
 
 
@@ -154,7 +154,7 @@ def learn(run_dir: Path, max_steps: int, piece_steps: int, quick: bool) -> None:
     config = ppo.PRESETS["atari"]
     if quick:  # two pieces of 2 updates: the second resumes the first's checkpoint
         config = dataclasses.replace(config, num_envs=2, num_steps=32, num_minibatches=2, total_steps=256)
-    max_updates = max_steps // config.batch_size
+    max_updates = min(max_steps // config.batch_size, ppo.ALGO.num_iterations(config))
     piece = max(1, piece_steps // config.batch_size)
     while True:
         resume = (run_dir / "checkpoints" / "latest.msgpack").is_file()
@@ -164,8 +164,8 @@ def learn(run_dir: Path, max_steps: int, piece_steps: int, quick: bool) -> None:
         reached = steps_to(c, TARGET)
         print(f"{run_dir}: {updates_done} updates done; last-100 mean "
               f"{next((m for m in reversed(c['last100_mean_return']) if m is not None), None)}", flush=True)
-        if history is not None and not quick:
-            write_curve(c, updates_done * config.batch_size)
+        if history is not None:  # (--quick: into the run directory, not benchmarks/results)
+            write_curve(c, updates_done * config.batch_size, run_dir if quick else RESULTS)
         if reached is not None or updates_done >= max_updates:
             return
         n = min(piece, max_updates - updates_done)
@@ -175,17 +175,17 @@ def learn(run_dir: Path, max_steps: int, piece_steps: int, quick: bool) -> None:
             run.train_in_dir(run_dir, "ppo", config, checkpoint_every=2 if quick else 50, stop_after=n)
 
 
-def write_curve(c: dict, steps_done: int) -> None:
+def write_curve(c: dict, steps_done: int, out: Path = RESULTS) -> None:
     last = next((m for m in reversed(c["last100_mean_return"]) if m is not None), None)
     reached = steps_to(c, TARGET)
     fig = {"env": ENV, "seed": 0, "preset": "atari", "steps_done": steps_done, "target": TARGET,
            "steps_to_target": reached, "last100_mean_return": last, **c, "cleanrl": CLEANRL}
-    write_result(CURVE, fig)
-    summary = json.loads((RESULTS / "atari.json").read_text()) if (RESULTS / "atari.json").is_file() else {}
+    write_result(out / CURVE.name, fig)
+    summary = json.loads((out / "atari.json").read_text()) if (out / "atari.json").is_file() else {}
     summary = {k: v for k, v in summary.items() if k not in ("command", "date", "machine", "versions")}
     summary.update(pong_final_return=last, pong_steps_to_18=reached, pong_steps_done=steps_done,
                    cleanrl_ppo_atari_10M_return=CLEANRL["ppo_atari_10M_return"])
-    write_result(RESULTS / "atari.json", summary)
+    write_result(out / "atari.json", summary)
 
 
 def main():

@@ -11,6 +11,7 @@ Writes benchmarks/results/atari_envs.json (``ale_vector_sps``, ``gymnasium_async
 ``ale_vector_bare_sps``, ``speedup_ale_vector``). Run it on a quiet machine: the rates are CPU-bound.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -63,8 +64,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="200 steps, nothing written")
     a = p.parse_args()
     figures = measure(a.env, a.num_envs, 200 if a.quick else a.steps, a.threads)
-    figures.update(env=a.env, num_envs=a.num_envs, threads=a.threads, load_average=list(np.round(
-        __import__("os").getloadavg(), 2)))
+    figures.update(env=a.env, num_envs=a.num_envs, threads=a.threads,
+                   load_average=[round(x, 2) for x in os.getloadavg()])
     if not a.quick:
         import ale_py
 
