@@ -8,10 +8,12 @@ preprocessing and clipping, no adapter) to show what the adapter costs.
   python benchmarks/atari_envs.py --quick          # a short check of the script (figures not written)
 
 Writes benchmarks/results/atari_envs.json (``ale_vector_sps``, ``gymnasium_async_sps``,
-``ale_vector_bare_sps``, ``speedup_ale_vector``). Run it on a quiet machine: the rates are CPU-bound.
+``ale_vector_bare_sps``, ``speedup_ale_vector``, ``*_cpu_us_per_step``). Run it on a quiet machine: the
+rates are CPU-bound.
 """
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -35,16 +37,27 @@ def rate(venv, steps: int, num_envs: int, warmup: int = 50) -> float:
     return steps * num_envs / (time.perf_counter() - t)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and of its terminated, reaped children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measure(env_id: str, num_envs: int, steps: int, threads: int) -> dict:
+    """Steps/s of each implementation, and its CPU cost per agent step (``*_cpu_us_per_step``: every
+    process and thread it ran, from creation to close, warm-up included), which a shared CPU disturbs
+    less than the rate: an implementation that takes more cores gets more of a busy machine."""
     import gymnasium as gym
 
     out = {}
     for impl in ("ale_vector", "gymnasium_async"):
         kwargs = {"implementation": impl, **({"num_threads": threads} if impl == "ale_vector" else {})}
+        cpu = cpu_seconds()
         venv = envs.make(env_id, **kwargs).vector(num_envs, seed=0)
         out[f"{impl}_sps"] = round(rate(venv, steps, num_envs))
         venv.close()
-        print(f"{impl:16s} {out[f'{impl}_sps']:8,d} steps/s", flush=True)
+        out[f"{impl}_cpu_us_per_step"] = round(1e6 * (cpu_seconds() - cpu) / ((steps + 50) * num_envs), 1)
+        print(f"{impl:16s} {out[f'{impl}_sps']:8,d} steps/s, {out[f'{impl}_cpu_us_per_step']} CPU us/step", flush=True)
     bare = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", num_threads=threads,
                         repeat_action_probability=0.0)
     bare.reset(seed=0)
