@@ -111,10 +111,9 @@ def make_learner(config, env, optimizer=None) -> Learner:
 
 
 def policy_and_value(network: ActorCritic, params, obs):
-    """``network.apply(params, obs)``: the policy's outputs and the value, with a shared CNN torso computed
-    once. ``ActorCritic.__call__`` runs the torso from ``policy`` and from ``value``; XLA merges the two in
-    the forward pass but not in the backward, where each head's cotangent goes back through its own copy
-    (13 convolutions in the Nature CNN's gradient instead of 8: ~1.9x slower here, benchmarks/README.md)."""
+    """``network.apply(params, obs)`` with a shared CNN torso computed once: ``ActorCritic.__call__`` runs it
+    from ``policy`` and ``value``, merged by XLA forward but not backward (13 convolutions in the Nature CNN's
+    gradient instead of 8: ~1.9x slower, benchmarks/README.md)."""
     if network.network not in TORSOS:
         return network.apply(params, obs)
 
@@ -253,8 +252,7 @@ class UpdateData(NamedTuple):
 
 
 def model_input(spec, obs_stats, obs):
-    """What the network takes: ``uint8`` frames as they are (the CNN scales them; a quarter of float32's
-    memory in the update's gathers) unless observations are normalised, else normalised float32."""
+    """The network's input: ``uint8`` frames as they are (the CNN scales them), else normalised float32."""
     if obs.dtype == jnp.uint8 and not spec.normalize_obs:
         return obs
     return policy_input(spec, obs_stats, obs.astype(jnp.float32))
@@ -301,31 +299,23 @@ def prepare(config, learner: Learner, params, experience: Experience) -> UpdateD
 
 
 def micro_batches(config) -> int:
-    """Micro-batches per minibatch (1: none): ``config.micro_batch`` rows each, where it is set and smaller
-    than a minibatch of ``batch_size // num_minibatches`` rows."""
+    """Micro-batches of ``config.micro_batch`` rows per minibatch (1: none, or a minibatch no larger)."""
     rows = config.batch_size // getattr(config, "num_minibatches", 1)
     micro = getattr(config, "micro_batch", 0)
     return rows // micro if micro and micro < rows else 1
 
 
 def micro_loss_config(config):
-    """The config a loss of one micro-batch is built with: advantage normalisation off, since
-    ``minibatch_grad`` normalises over the whole minibatch before splitting it."""
+    """The config of a micro-batch's loss: advantages not normalised (``minibatch_grad`` does it per minibatch)."""
     return dataclasses.replace(config, normalize_advantages=False) if micro_batches(config) > 1 else config
 
 
 def minibatch_grad(config, loss, params, mb: UpdateData):
-    """``jax.grad(loss, has_aux=True)(params, mb)``, computed ``micro_batches(config)`` micro-batches at a time.
-
-    Every term of PPO's loss (the clipped surrogate, eq. 7 of Schulman et al. 2017; the entropy; the value
-    loss) and every metric is a mean over the minibatch's rows, and the mean over a minibatch is the mean of
-    the means over its equal micro-batches; so is the gradient. The micro-batches' gradients are summed and
-    scaled once. The advantages are normalised over the whole minibatch first (``config.normalize_advantages``),
-    so ``loss`` must be built with ``micro_loss_config(config)``. ``tests/test_atari.py`` checks the result
-    against one pass.
-
-    The micro-batches are static slices, one after another in the program, not a ``lax.scan``: XLA:CPU ran
-    the Nature CNN's gradient ~16x slower inside a scan over micro-batches (benchmarks/README.md, Atari)."""
+    """``jax.grad(loss, has_aux=True)(params, mb)`` over ``micro_batches(config)`` equal micro-batches: every term
+    of PPO's loss (eq. 7 of Schulman et al. 2017, entropy, value loss) and metric is a mean over rows, the mean
+    of the micro-batches' means; so is the gradient (summed, scaled once; tests/test_atari.py). Advantages are
+    normalised over the whole minibatch first, so ``loss`` is built with ``micro_loss_config``. Static slices,
+    not a ``lax.scan``: XLA:CPU ran the CNN's gradient ~16x slower in a scan (benchmarks/README.md, Atari)."""
     k = micro_batches(config)
     if k == 1:
         return jax.grad(loss, has_aux=True)(params, mb)
