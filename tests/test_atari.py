@@ -243,3 +243,17 @@ def test_policy_and_value_computes_the_torso_once(cnn_setup):
     np.testing.assert_allclose(v2, v1, rtol=1e-5, atol=1e-6)
     loss = lambda p: sum(jnp.sum(x) for x in ac.policy_and_value(learner.network, p, obs))
     assert jax.jit(jax.grad(loss)).lower(params).compile().as_text().count("convolution(") == 8
+
+
+def test_evaluation_plays_whole_games_with_the_game_rewards():
+    """``host_episodes`` (what ``evaluate`` and eval.json run) takes an env's ``eval_vector``: on the script,
+    the game's -2 over 4 steps, not the training envs' first life (+1 over 2 steps)."""
+    from surrogate.runtime.rollout import host_episodes
+
+    class ScriptedGame:
+        vector = lambda self, n, seed: AtariVector(Scripted(**SCRIPT), n, training=True)
+        eval_vector = lambda self, n, seed: AtariVector(Scripted(**SCRIPT), n, training=False)
+
+    spec = rollout_spec(ppo.Config(num_envs=1), envs.make("ALE/Pong-v5"))
+    episodes = host_episodes(spec, ScriptedGame(), lambda o, c: (np.zeros(1, np.int64), c), 0, 1)
+    assert episodes.returns.tolist() == [-2.0] and episodes.lengths.tolist() == [4.0]
