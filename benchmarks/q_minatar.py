@@ -179,6 +179,7 @@ def plot(a):
         for (k, v), style in zip(ANCHORS.items(), (":", "--", "-.")):
             ax.axhline(v[game], color="gray", ls=style, lw=1, label=k.replace("_", " "))
         ax.set_title(f"{game}-MinAtar")
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("frames (millions)")
     axes[0].set_ylabel("mean return, last 100 episodes")
     axes[-1].legend(fontsize=7)
