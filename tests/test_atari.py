@@ -233,15 +233,20 @@ def test_host_update_equals_learn(cnn_setup):
     np.testing.assert_allclose(p2, p1, rtol=1e-4, atol=1e-6)
 
 
-def test_policy_and_value_computes_the_torso_once(cnn_setup):
-    """Same outputs as ``network.apply``; its gradient has the Nature CNN's 8 convolutions (3 forward, 3 for
-    the kernels, 2 for the inputs), not 13 (the torso's backward pass once per head)."""
+def test_actor_critic_computes_the_shared_torso_once(cnn_setup):
+    """``ActorCritic.__call__`` gives what ``policy`` and ``value`` give; its gradient has the Nature CNN's 8
+    convolutions (3 forward, 3 for the kernels, 2 for the inputs), not 13 (the torso's backward pass once
+    per head)."""
+    from surrogate.core.networks import ActorCritic
+
     env, config, learner, params = cnn_setup
+    net = learner.network
     obs = jnp.asarray(np.random.default_rng(4).integers(0, 256, (8, 84, 84, 4), dtype=np.uint8))
-    (l1, v1), (l2, v2) = learner.network.apply(params, obs), ac.policy_and_value(learner.network, params, obs)
+    l1, v1 = net.apply(params, obs, method=ActorCritic.policy), net.apply(params, obs, method=ActorCritic.value)
+    l2, v2 = net.apply(params, obs)
     np.testing.assert_allclose(l2, l1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(v2, v1, rtol=1e-5, atol=1e-6)
-    loss = lambda p: sum(jnp.sum(x) for x in ac.policy_and_value(learner.network, p, obs))
+    loss = lambda p: sum(jnp.sum(x) for x in net.apply(p, obs))
     assert jax.jit(jax.grad(loss)).lower(params).compile().as_text().count("convolution(") == 8
 
 

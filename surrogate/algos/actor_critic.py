@@ -14,7 +14,7 @@ from surrogate._jax_setup import FAST, RUN_ONCE
 from surrogate.core.advantages import gae
 from surrogate.core.distributions import draw_noise, make_dist, mode, noise_from_bits, sample_with_noise
 from surrogate.core.losses import normalize_advantages
-from surrogate.core.networks import TORSOS, ActorCritic, join_params, mlp_params_np, numpy_policy, split_params
+from surrogate.core.networks import ActorCritic, join_params, mlp_params_np, numpy_policy, split_params
 from surrogate.errors import ConfigError
 from surrogate.runtime.devices import cached
 from surrogate.runtime.rollout import Batch, Experience, policy_input, rollout_spec
@@ -108,23 +108,6 @@ def make_learner(config, env, optimizer=None) -> Learner:
     network = ActorCritic(env.action_dim, env.discrete, pick_network(config, obs_shape), tuple(config.hidden),
                           config.activation, config.log_std_init, obs_ndim=max(1, len(obs_shape)))
     return Learner(network, optimizer, env.discrete, rollout_spec(config, env))
-
-
-def policy_and_value(network: ActorCritic, params, obs):
-    """``network.apply(params, obs)`` with a shared CNN torso computed once: ``ActorCritic.__call__`` runs it
-    from ``policy`` and ``value``, merged by XLA forward but not backward (13 convolutions in the Nature CNN's
-    gradient instead of 8: ~1.9x slower, benchmarks/README.md)."""
-    if network.network not in TORSOS:
-        return network.apply(params, obs)
-
-    def both(module, x):
-        features = module.torso(x)
-        out = module.pi_head(features)
-        if not module.discrete:
-            out = (out, jnp.broadcast_to(module.log_std, out.shape))
-        return out, module.v_head(features)[..., 0]
-
-    return network.apply(params, obs, method=both)
 
 
 def key_rng(key, stream: int) -> np.random.Generator:

@@ -148,7 +148,7 @@ def value_terms(config: Config, values, mb: UpdateData):
 
 def joint_loss(params, config: Config, learner: Learner, mb: UpdateData):
     """The joint loss (eq. 9 without the shared-parameter caveat): policy terms + vf_coef * value loss."""
-    dist_params, values = ac.policy_and_value(learner.network, params, mb.obs)
+    dist_params, values = learner.network.apply(params, mb.obs)
     pi_part, (pi_loss, entropy, kl, clip_frac) = policy_terms(config, learner, dist_params, mb)
     v_loss = value_terms(config, values, mb)
     return pi_part + config.vf_coef * v_loss, dict(policy_loss=pi_loss, value_loss=v_loss, entropy=entropy,
