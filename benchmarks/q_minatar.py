@@ -214,13 +214,13 @@ def plot(a):
         point, cis = rly.get_interval_estimates(scores, lambda x: np.array([rlm.aggregate_iqm(x)]), reps=a.reps)
         summary["aggregate"] = {k: dict(iqm=float(point[k][0]), ci95=[float(cis[k][0, 0]), float(cis[k][1, 0])],
                                         frames_per_seed=frames[k]) for k in scores}
-        fig, ax = plt.subplots(figsize=(5, 0.6 + 0.5 * len(scores)))
+        fig, ax = plt.subplots(figsize=(6, 1.2 + 0.5 * len(scores)))
         for i, k in enumerate(scores):
             ax.plot([cis[k][0, 0], cis[k][1, 0]], [i, i], lw=6, alpha=0.5)
             ax.plot(point[k][0], i, "k|", ms=14)
         ax.set_yticks(range(len(scores)), [f"{k} ({frames[k] / 1e6:g}M frames)" for k in scores])
         ax.axvline(1.0, color="gray", ls=":", lw=1)
-        ax.set_xlabel("IQM of score / MinAtar DQN (5M frames), 95% stratified bootstrap CI")
+        ax.set_xlabel("IQM of score / MinAtar DQN at 5M frames\n(95% stratified-bootstrap CI, rliable)")
         fig.tight_layout()
         fig.savefig(OUT_DIR / "aggregate.png", dpi=120)
     import rliable
