@@ -222,6 +222,24 @@ def q_cartpole() -> str:
     return "\n".join(rows)
 
 
+def deep_sea() -> str:
+    d = _load("deep_sea")
+    if not d:
+        return "_not measured yet: run `python benchmarks/deep_sea.py`_"
+    names = ("ensemble_ucb", "bootstrapped_dqn", "dqn")
+    rows = ["| setting | N, episodes | ensemble UCB | bootstrapped DQN | ε-greedy DQN (0.05) |", "|---|---|---|---|---|"]
+    for label, run in d["runs"].items():
+        for size, res in run["results"].items():
+            setting = (f"K {run['heads']}, λ {run['ucb_lambda']}, p {run['mask_prob']}, "
+                       + ("prior-free" if not run["prior_scale"] else f"randomized priors × {run['prior_scale']:g}"))
+            cells = [f"{res[n]['found']}/{run['seeds']}" if n in res else "–" for n in names]
+            rows.append(f"| {setting} | {size}, {run['episodes']} | " + " | ".join(cells) + " |")
+    rows.append(f"\n_seeds that found the treasure (an episode with return > 0.5); `benchmarks/results/deep_sea.json` "
+                f"holds each setting's command and date (last {d['date']}), {d['machine']['cores']} cores "
+                f"{d['machine']['cpu']}_")
+    return "\n".join(rows)
+
+
 def recurrent_cartpole() -> str:
     d = _load("recurrent_cartpole")
     if not d:
@@ -246,7 +264,7 @@ def recurrent_cartpole() -> str:
 
 TABLES = {"trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
           "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
-          "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole, "q_cartpole": q_cartpole,
+          "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole, "q_cartpole": q_cartpole, "deep_sea": deep_sea,
           "recurrent_cartpole": recurrent_cartpole}
 FILES = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
 
