@@ -11,49 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from surrogate.core.distributions import noise_from_bits
-from surrogate.core.networks import MLP, TORSOS, dense, orthogonal
-
-
-class Im2colConv(nn.Module):
-    """``nn.Conv(features, (k, k), padding="VALID")`` (stride 1) as one matmul of the ``k * k`` shifted
-    views concatenated on the channel axis (im2col): the same parameters (``kernel [k, k, C, F]``,
-    ``bias``) and outputs (a test checks both against ``nn.Conv``). Measured on XLA:CPU: a DQN
-    gradient step of batch 32 on MinAtar inside ``lax.scan`` took ~5 ms with ``nn.Conv`` and ~0.7 ms
-    this way (benchmarks/README.md, "MinAtar DQN")."""
-
-    features: int
-    kernel_size: int = 3
-    kernel_init: object = nn.initializers.lecun_normal()
-
-    @nn.compact
-    def __call__(self, x):
-        k = self.kernel_size
-        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        h, w = x.shape[-3] - k + 1, x.shape[-2] - k + 1
-        patches = jnp.concatenate([x[..., i:i + h, j:j + w, :] for i in range(k) for j in range(k)], axis=-1)
-        return patches @ kernel.reshape(-1, self.features) + bias
-
-
-class MinAtarTorso(nn.Module):
-    """``core.networks.MinAtarCNN`` (Young & Tian 2019: 3x3 conv, 16 channels, ReLU, dense 128, ReLU) with
-    the same parameter tree and init, its convolution computed by ``Im2colConv``."""
-
-    hidden: int = 128
-
-    @nn.compact
-    def __call__(self, x):
-        x = x.astype(jnp.float32)
-        x = nn.relu(Im2colConv(16, kernel_init=orthogonal(np.sqrt(2)), name="Conv_0")(x))
-        x = x.reshape(*x.shape[:-3], -1)
-        return nn.relu(dense(self.hidden, np.sqrt(2))(x))
-
-
-Q_TORSOS = {**TORSOS, "minatar_cnn": MinAtarTorso}
+from surrogate.core.networks import MLP, TORSOS
 
 
 class QNetwork(nn.Module):
-    """A torso (MLP, or a CNN of ``Q_TORSOS``: the Nature CNN, the MinAtar CNN) with a linear Q head, or the dueling heads
+    """A torso (MLP, or a CNN of ``core.networks.TORSOS``: the Nature CNN, the MinAtar CNN) with a linear Q head, or the dueling heads
     ``Q = V + A - mean_a A`` (Wang et al. 2016, eq. 9). Heads: Flax's default init (LeCun normal)."""
 
     action_dim: int
@@ -64,7 +26,7 @@ class QNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden, self.activation)(obs) if self.torso == "mlp" else Q_TORSOS[self.torso]()(obs)
+        x = MLP(self.hidden, self.activation)(obs) if self.torso == "mlp" else TORSOS[self.torso]()(obs)
         if not self.dueling:
             return nn.Dense(self.action_dim)(x)
         value, advantage = nn.Dense(1)(x), nn.Dense(self.action_dim)(x)
