@@ -240,6 +240,29 @@ def deep_sea() -> str:
     return "\n".join(rows)
 
 
+def q_minatar() -> str:
+    d = _load("q_minatar")
+    if not d:
+        return "_not measured yet: run `python benchmarks/q_minatar.py`_"
+    rows = ["| game | algorithm | frames per seed (of 5M) | last-100-episode return, mean of seeds (per seed) "
+            "| MinAtar DQN at 5M | MinAtar AC(λ=0.8) at 5M |", "|---|---|---|---|---|---|"]
+    ac = {"Breakout": 17.6, "SpaceInvaders": 185.1, "Asterix": 18.3, "Freeway": 47.5}  # paper-tables.md
+    for key, g in sorted(d.get("per_game", {}).items()):
+        game, algo = key.split("_", 1)
+        per_seed = " / ".join(f"{x:.1f}" for x in g["final_return_per_seed"])
+        rows.append(f"| {game} | `{algo}` | {g['frames_per_seed'] // 1000}k | {g['final_return_mean']:.1f} ({per_seed}) "
+                    f"| {g['minatar_dqn_5M']} | {ac.get(game, '-')} |")
+    if "speedup_vs_rejax_sps" in d:
+        rows += ["", "| speed, DQN on Breakout-MinAtar (preset `minatar`) | ours / rejax 0.1.3 | ratio | target |",
+                 "|---|---|---|---|",
+                 _ratio_row(d, "training steps/s, one seed", ("our_sps_1seed",), ("rejax_sps_1seed",),
+                            "speedup_vs_rejax_sps", "≥ 1.0×"),
+                 _ratio_row(d, "total training steps/s, 16 seeds", ("our_sps_total_sixteen_seeds",),
+                            ("rejax_sps_total_sixteen_seeds",), "sixteen_seeds_speedup_vs_rejax", "≥ 1.8×")]
+    rows.append(_footer(d))
+    return "\n".join(rows)
+
+
 def recurrent_cartpole() -> str:
     d = _load("recurrent_cartpole")
     if not d:
@@ -264,7 +287,7 @@ def recurrent_cartpole() -> str:
 
 TABLES = {"trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
           "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
-          "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole, "q_cartpole": q_cartpole, "deep_sea": deep_sea,
+          "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole, "q_cartpole": q_cartpole, "deep_sea": deep_sea, "q_minatar": q_minatar,
           "recurrent_cartpole": recurrent_cartpole}
 FILES = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
 
