@@ -182,5 +182,5 @@ def learn(config: Config, env, state: State, experience, key):
     return State(optax.apply_updates(state.params, updates), opt_state, state.reference), metrics
 
 
-ALGO = Algorithm("a2c", Config, PRESETS, METRICS, init, policy, act, learn, act_words=lambda config, env: env.action_dim,
+ALGO = Algorithm("a2c", Config, PRESETS, METRICS, init, policy, act, learn, act_words=soft_q.act_words,
                  num_iterations=lambda config: config.num_updates)

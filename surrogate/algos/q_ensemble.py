@@ -27,7 +27,8 @@ import optax
 
 from surrogate.algos import dqn
 from surrogate.algos.actor_critic import key_rng, positive
-from surrogate.core.ensemble import bootstrap_masks, masked_mean_loss, ucb_actions, uniform_from_bits, vote_actions
+from surrogate.core.distributions import uniform_from_bits
+from surrogate.core.ensemble import bootstrap_masks, masked_mean_loss, ucb_actions, vote_actions
 from surrogate.core.networks import MLP, MinAtarCNN
 from surrogate.core.replay import ReplayState, add_batch, init_replay, sample_indices
 from surrogate.core.td import huber_loss, polyak, q_targets

@@ -32,7 +32,7 @@ import optax
 from surrogate._jax_setup import RUN_ONCE
 from surrogate.algos.actor_critic import positive, zeros_like_init
 from surrogate.core.advantages import gae
-from surrogate.core.distributions import noise_from_bits
+from surrogate.core.distributions import make_dist, noise_from_bits
 from surrogate.core.networks import MLP, POLICY_GAIN, MinAtarCNN, dense
 from surrogate.core.td import boltzmann_log_probs, soft_value
 from surrogate.errors import ConfigError
@@ -241,7 +241,7 @@ def soft_q_loss(config, heads_fn, params, batch, log_prior):
 
 
 def entropy(log_pi):
-    return -jnp.mean(jnp.sum(jnp.exp(log_pi) * log_pi, -1))
+    return make_dist(log_pi, True).entropy().mean()
 
 
 def uniform_log_prior(env):

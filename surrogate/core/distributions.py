@@ -80,12 +80,19 @@ def draw_noise(rng: np.random.Generator, shape, discrete: bool):
     return rng.gumbel(size=shape).astype(np.float32) if discrete else rng.standard_normal(shape, np.float32)
 
 
+def uniform_from_bits(bits):
+    """A float32 uniform in ``[0, 1)`` from each uint32 word's 23 high bits used as a mantissa (as
+    ``jax.random.uniform`` does)."""
+    bits = jnp.asarray(bits, jnp.uint32)
+    return jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), jnp.float32) - 1.0
+
+
 def noise_from_bits(bits, discrete: bool):
     """``draw_noise`` in JAX from raw uint32 ``bits``: the standard Gumbel or normal that
     ``jax.random.gumbel`` / ``jax.random.normal`` make of the same bits (bit for bit, checked by a
     test), so that a rollout's noise, step keys and reset keys can all come from one draw of bits
     (each separate ``jax.random`` call compiles its own threefry loop)."""
-    unit = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), jnp.float32) - 1.0  # [0, 1)
+    unit = uniform_from_bits(bits)  # [0, 1)
     if discrete:
         low = np.float32(np.finfo(np.float32).tiny)  # jax.random.gumbel: -log(-log(uniform(tiny, 1)))
         return -jnp.log(-jnp.log(jnp.maximum(low, unit * (1 - low) + low)))

@@ -10,7 +10,8 @@ Algorithm 1: ``m_t ~ M``, here ``M = Bernoulli(p)^K``).
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from surrogate.core.distributions import uniform_from_bits
 
 
 def ensemble_mean_std(q, ddof: int = 0):
@@ -55,13 +56,6 @@ def vote_actions(q):
     Ties, deterministic: among the actions with the most votes the lowest index wins; within a head,
     equal Q-values also pick the lowest index."""
     return vote_counts(q).argmax(-1).astype(jnp.int32)
-
-
-def uniform_from_bits(bits):
-    """A float32 uniform in ``[0, 1)`` from each uint32 word's 23 high bits used as a mantissa (as
-    ``jax.random.uniform`` does)."""
-    bits = jnp.asarray(bits, jnp.uint32)
-    return jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), jnp.float32) - 1.0
 
 
 def bootstrap_masks(key, shape, p: float):

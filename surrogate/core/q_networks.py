@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surrogate.core.distributions import noise_from_bits
+from surrogate.core.distributions import noise_from_bits, uniform_from_bits
 from surrogate.core.networks import MLP, TORSOS
 
 
@@ -60,5 +60,5 @@ def explore_from_bits(q, bits, eps, soft_tau: float = 0.0):
     action = q.argmax(-1)
     if soft_tau > 0:
         action = (q / soft_tau + noise_from_bits(bits[..., 2:], True)).argmax(-1)
-    unit = jax.lax.bitcast_convert_type((bits[..., 0] >> 9) | np.uint32(0x3F800000), jnp.float32) - 1.0
+    unit = uniform_from_bits(bits[..., 0])
     return jnp.where(unit < eps, (bits[..., 1] % q.shape[-1]).astype(action.dtype), action)
