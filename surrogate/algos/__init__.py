@@ -5,13 +5,11 @@ import importlib
 from surrogate.errors import ConfigError
 
 ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "surrogate.algos.tnpg",
-         "vpg": "surrogate.algos.vpg", "dqn": "surrogate.algos.dqn", "cem": "surrogate.algos.cem",
-         "recurrent_ppo": "surrogate.algos.recurrent_ppo", "soft_q": "surrogate.algos.soft_q",
-         "a2c": "surrogate.algos.a2c"}
-ALGOS["bootstrapped_dqn"] = "surrogate.algos.q_ensemble:BOOTSTRAPPED"
-ALGOS["ensemble_ucb"] = "surrogate.algos.q_ensemble:UCB"
-ALGOS["ensemble_voting"] = "surrogate.algos.q_ensemble:VOTING"
-ALGOS["soft_dqn"] = "surrogate.algos.soft_dqn"
+         "vpg": "surrogate.algos.vpg", "dqn": "surrogate.algos.dqn", "soft_dqn": "surrogate.algos.soft_dqn",
+         "cem": "surrogate.algos.cem", "recurrent_ppo": "surrogate.algos.recurrent_ppo",
+         "soft_q": "surrogate.algos.soft_q", "a2c": "surrogate.algos.a2c",
+         "bootstrapped_dqn": "surrogate.algos.q_ensemble:BOOTSTRAPPED", "ensemble_ucb": "surrogate.algos.q_ensemble:UCB",
+         "ensemble_voting": "surrogate.algos.q_ensemble:VOTING"}
 
 
 def get(name: str):
