@@ -6,7 +6,9 @@ and that has a ``minatar`` preset, on each game of ``--games``: ``--seeds`` seed
 in one jitted program per chunk of ``--chunk-frames`` frames, ``--frames`` frames per seed. Each
 (game, algorithm) writes ``results/q_minatar/<game>_<algo>.json`` after every chunk (``complete``
 false until the end), so a run cut off loses at most one chunk of the one in flight; ``--skip-done``
-skips complete files. The curve is MinAtar's README measure: per seed, the mean return of the last 100
+skips complete files. After every chunk the run's whole state (replay included) is saved under
+``--checkpoint-dir`` (``runs/q_minatar``), and the next invocation with the same arguments continues it
+on the same trajectory. The curve is MinAtar's README measure: per seed, the mean return of the last 100
 training episodes that finished, against frames (env steps of one seed).
 
 ``--plot``: reads every file, draws the curves (``curves.png``) and the aggregate (``aggregate.png``:
@@ -43,7 +45,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from common import RESULTS, run_json, time_whole_run, write_result  # noqa: E402
 
-from surrogate import envs  # noqa: E402
+from surrogate import checkpoint, envs  # noqa: E402
 from surrogate.algos import get  # noqa: E402
 from surrogate.errors import ConfigError  # noqa: E402
 from surrogate.runtime import jax_driver  # noqa: E402
@@ -101,8 +103,16 @@ def learning_run(a, name: str, game: str, path: Path):
     keys = jax.random.split(jax.random.PRNGKey(a.seed), a.seeds)
     runner = jax_driver.initial_state(algo, config, env, keys)
     episodes = [[] for _ in range(a.seeds)]  # per seed: (frame, return sum, count) of iterations with episodes
-    done, t0, programs = 0, time.perf_counter(), {}
-    while done < total_iters:
+    done, wall_before, programs = 0, 0.0, {}
+    ckpt = Path(a.checkpoint_dir) / f"{game}_{name}_seeds{a.seeds}_key{a.seed}_frames{a.frames}.msgpack"
+    if ckpt.is_file():  # continue the run a previous invocation left (same trajectory: the keys are in it)
+        runner, history, done = checkpoint.load(ckpt, runner)
+        episodes = [[tuple(r) for r in history[f"seed{s}"]] for s in range(a.seeds)]
+        wall_before = float(history["wall_s"])
+        log(f"{game} {name}: resumed at {done * per_iter:,} frames/seed from {ckpt}")
+    t0, chunks = time.perf_counter(), 0
+    while done < total_iters and chunks != a.max_chunks:
+        chunks += 1
         n = min(chunk, total_iters - done)
         if n not in programs:
             programs[n] = jax_driver.train_program(algo, config, env, a.seeds, n, donate=True)
@@ -117,7 +127,12 @@ def learning_run(a, name: str, game: str, path: Path):
         at = list(range(a.curve_every, frames_done + 1, a.curve_every))
         curves = [curve(*zip(*e), at) if e else [float("nan")] * len(at) for e in episodes]
         final = [c[-1] if c else float("nan") for c in curves]
-        wall = time.perf_counter() - t0
+        wall = wall_before + time.perf_counter() - t0
+        if done < total_iters:
+            history = {f"seed{s}": np.asarray(e, np.float64).reshape(-1, 3) for s, e in enumerate(episodes)}
+            checkpoint.save(ckpt, runner, {**history, "wall_s": np.asarray(wall)}, done)
+        else:
+            ckpt.unlink(missing_ok=True)
         result = dict(game=game, env=env_id, algo=name, seeds=a.seeds, frames_per_seed=frames_done,
                       frames_target=a.frames, complete=done >= total_iters, wall_s=wall,
                       frames_per_s_all_seeds=frames_done * a.seeds / wall, curve_frames=at, curves=curves,
@@ -301,6 +316,9 @@ def main():
     p.add_argument("--chunk-frames", type=int, default=100_000, help="frames per jitted chunk (and result write)")
     p.add_argument("--curve-every", type=int, default=25_000, help="frames between curve points")
     p.add_argument("--skip-done", action="store_true")
+    p.add_argument("--max-chunks", type=int, default=-1, help="stop each run after this many chunks (resume later)")
+    p.add_argument("--checkpoint-dir", default=str(HERE.parent / "runs" / "q_minatar"),
+                   help="each unfinished run's state after every chunk; the next invocation continues it")
     p.add_argument("--plot", action="store_true")
     p.add_argument("--reps", type=int, default=50_000, help="bootstrap replications (rliable)")
     p.add_argument("--speed", action="store_true")
