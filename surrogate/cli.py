@@ -1,4 +1,4 @@
-"""``surrogate train|eval|plot|envs|algos``: a thin layer over the library.
+"""``surrogate train|eval|plot|envs|algos|bench``: a thin layer over the library.
 
 User errors (``surrogate.errors.SurrogateError``) are printed without a traceback and exit 2.
 """
@@ -17,6 +17,7 @@ commands:
   plot RUN_DIR... [--out PNG]               learning curves of one or more runs
   envs                                      environment ids by backend
   algos                                     available algorithms and their presets
+  bench rllab [options]                     the rllab benchmark grid on Ray (see `surrogate bench rllab --help`)
 """
 
 
@@ -132,7 +133,21 @@ def _algos(argv):
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "plot": _plot, "envs": _envs, "algos": _algos}
+BENCHES = {"rllab": "surrogate.bench.rllab"}
+
+
+def _bench(argv):
+    import importlib
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: surrogate bench {{{','.join(BENCHES)}}} [options]")
+        return 0
+    if argv[0] not in BENCHES:
+        raise ConfigError(f"Unknown benchmark {argv[0]!r}. Available: {', '.join(BENCHES)}.")
+    return importlib.import_module(BENCHES[argv[0]]).main(argv[1:])
+
+
+COMMANDS = {"train": _train, "eval": _eval, "plot": _plot, "envs": _envs, "algos": _algos, "bench": _bench}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,162 @@
+"""``surrogate bench rllab``: Duan et al. 2016, "Benchmarking Deep Reinforcement Learning for Continuous
+Control" — its algorithms on its tasks at its protocol, as a resumable grid of Ray Tune trials, written
+up as the paper's Table 1.
+
+Protocol (../shared/paper-tables.md, "rllab benchmark", from the authors' scripts): 50,000 env steps per
+iteration, horizon 500, 500 iterations, gamma 0.99, the 100-50-25 tanh Gaussian policy, GAE lambda 1;
+per algorithm the settings of its ``rllab`` preset, or ``PROTOCOL`` below for the methods that predate
+this benchmark in the library. A trial is one algorithm on one task with all its seeds (vmapped on JAX
+envs); its cell is the paper's metric (``table.average_return``) over the seeds. DDPG makes one update
+per env step, so its trials stop at ``--ddpg-steps`` (1M by default; the paper ran 25M).
+"""
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from surrogate.bench import grid, table
+from surrogate.checkpoint import atomic_write
+from surrogate.errors import ConfigError
+
+BASIC = ("CartPoleBalancing-rllab", "CartPoleSwingUp-rllab", "MountainCar-rllab", "AcrobotSwingUp-rllab",
+         "DoubleInvertedPendulum-rllab")
+PARTIAL = tuple(f"{t}-{v}" for v in ("LS", "NO", "SI") for t in BASIC[:4])
+LOCOMOTION = ("Swimmer-v5", "Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5")
+GROUPS = {"basic": BASIC, "partial": PARTIAL, "locomotion": LOCOMOTION}
+ALGOS = ("trpo", "tnpg", "vpg", "cem", "cmaes", "rwr", "reps", "ddpg")
+
+# The library's pre-benchmark methods at the paper's settings (each has a grid in the paper; the value
+# that produced Table 1 is not recorded, so the first basic-task value of each grid is used).
+_NET = dict(hidden=(100, 50, 25), activation="tanh")
+_PG = dict(**_NET, gamma=0.99, gae_lambda=1.0, normalize_obs=False, normalize_reward=False, baseline="linear",
+           vf_minibatch_size=500)  # (the value network's minibatches, when it is used: 100 per 50k batch)
+PROTOCOL = {
+    "trpo": dict(_PG, max_kl=0.1, cg_iters=10, backtrack=0.8, line_search_steps=15),
+    "tnpg": dict(_PG, max_kl=0.05, cg_iters=10),
+    "vpg": dict(_PG, policy_lr=0.005),
+    "cem": dict(_NET, population_size=100, elite_frac=0.1, init_std=1.0, extra_std=0.1, extra_decay_time=250.0),
+}
+OFF_POLICY = ("ddpg",)
+
+# Published cells (mean, std) or means alone (../shared/paper-tables.md: TRPO's column, found so far).
+PAPER = {
+    "CartPoleBalancing-rllab": {"trpo": (4869.8, 37.6)},
+    "MountainCar-rllab": {"trpo": -61.7},
+    "DoubleInvertedPendulum-rllab": {"trpo": 4412.4},
+    "Hopper-v5": {"trpo": 1183.3},
+    "Walker2d-v5": {"trpo": 1353.8},
+    "Humanoid-v5": {"trpo": 287.0},
+    "AcrobotSwingUp-rllab-LS": {"trpo": -83.3},
+    "CartPoleBalancing-rllab-NO": {"trpo": 606.2},
+    "CartPoleSwingUp-rllab-NO": {"trpo": 10.4},
+    "CartPoleBalancing-rllab-SI": {"trpo": 980.3},
+    "MountainCar-rllab-SI": {"trpo": -61.6},
+    "AcrobotSwingUp-rllab-SI": {"trpo": -170.9},
+}
+
+
+def protocol_config(algo, env, iterations: int, batch: int, ddpg_steps: int):
+    """``algo``'s config for ``env`` at the protocol: its ``rllab`` preset (or ``PROTOCOL``) with the env,
+    the batch (``num_envs x num_steps`` = ``batch``: 100 envs x 500 steps on JAX envs, 10 on host envs)
+    and the number of iterations."""
+    if "rllab" in algo.presets:
+        base, overrides = algo.presets["rllab"], {}
+    elif algo.name in PROTOCOL:
+        base, overrides = algo.Config(), PROTOCOL[algo.name]
+    else:
+        raise ConfigError(f"{algo.name} has no rllab protocol (no `rllab` preset). Algorithms: {', '.join(ALGOS)}.")
+    fields = {f.name for f in dataclasses.fields(base)}
+    config = dataclasses.replace(base, env=env.id, **{k: v for k, v in overrides.items() if k in fields})
+    if "iterations" in fields:  # population methods: one iteration = one population of episodes
+        return dataclasses.replace(config, iterations=iterations).validate()
+    if algo.name in OFF_POLICY:
+        return dataclasses.replace(config, total_steps=min(iterations * batch, ddpg_steps)).validate()
+    num_envs = 100 if env.backend == "jax" else 10
+    if batch % num_envs:
+        raise ConfigError(f"--batch {batch} must be a multiple of {num_envs} (envs per batch on this backend).")
+    return dataclasses.replace(config, num_envs=num_envs, num_steps=batch // num_envs,
+                               total_steps=iterations * batch).validate()
+
+
+def make_env(task: str):
+    from surrogate import envs
+
+    return envs.make(task, max_episode_steps=500) if task in LOCOMOTION else envs.make(task)
+
+
+def run_trial(trial: dict) -> dict:
+    """One algorithm on one task, ``trial["seeds"]`` seeds: the per-seed paper metric and curves."""
+    import jax
+
+    from surrogate.algos import get
+
+    algo, env = get(trial["algo"]), make_env(trial["task"])
+    config = protocol_config(algo, env, trial["iterations"], trial["batch"], trial["ddpg_steps"])
+    result = algo.train(config, env, jax.random.PRNGKey(trial["seed"]), seeds=trial["seeds"])
+    h = result.history
+    sums, counts = h["episode_return_sum"], h["episode_count"]
+    return dict(average_return_per_seed=table.average_return(sums, counts).tolist(),
+                iteration_returns=table.iteration_returns(sums, counts).tolist(),
+                iterations=int(sums.shape[1]), env_steps_per_seed=int(sums.shape[1] * result.steps_per_update),
+                config=dataclasses.asdict(config))
+
+
+def expand(names, groups: dict) -> list:
+    return list(dict.fromkeys(x for n in names for x in groups.get(n, (n,))))
+
+
+def make_trials(a) -> list:
+    """The grid, checked before anything starts: every task must be an env id (any id ``surrogate envs``
+    lists; the paper's are in ``GROUPS``) and every algorithm must have a protocol."""
+    from surrogate.algos import get
+
+    tasks, algos = expand(a.tasks, GROUPS), expand(a.algos, {"all": ALGOS})
+    for al in algos:  # every config is made (and validated) here, before a trial starts
+        for t in tasks:
+            protocol_config(get(al), make_env(t), a.iterations, a.batch, a.ddpg_steps)
+    return [dict(name=f"{al}__{t}", algo=al, task=t, seeds=a.seeds, seed=a.seed, iterations=a.iterations,
+                 batch=a.batch, ddpg_steps=a.ddpg_steps) for t in tasks for al in algos]
+
+
+def write_table(out: Path, trials: list) -> dict:
+    """``table.json``, ``table.md`` and ``curves.png`` from the finished trials of the grid."""
+    results = grid.load_results(out, trials)
+    tasks = list(dict.fromkeys(t["task"] for t in trials))
+    algos = list(dict.fromkeys(t["algo"] for t in trials))
+    summary = table.summarise(results, tasks, algos, PAPER)
+    atomic_write(out / "table.json", (json.dumps(dict(table=summary, trials=len(trials), finished=len(results),
+                                                      date=time.strftime("%Y-%m-%d %H:%M:%S")), indent=1) + "\n").encode())
+    atomic_write(out / "table.md", table.markdown(summary, algos).encode())
+    if results:
+        table.plot_curves(results, tasks, algos, out / "curves.png")
+    return summary
+
+
+def main(argv) -> int:
+    p = argparse.ArgumentParser(prog="surrogate bench rllab", description=__doc__.split("\n")[0])
+    p.add_argument("--algos", nargs="+", default=["all"], help=f"of {', '.join(ALGOS)}, or all")
+    p.add_argument("--tasks", nargs="+", default=["basic"], help="env ids, or groups: basic, partial, locomotion")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0, help="base random seed (each trial splits it into --seeds keys)")
+    p.add_argument("--iterations", type=int, default=500)
+    p.add_argument("--batch", type=int, default=50_000, help="env steps per iteration")
+    p.add_argument("--ddpg-steps", type=int, default=1_000_000, help="env steps of a DDPG trial (at most)")
+    p.add_argument("--out", default="runs/rllab", help="trial results, table.json/.md, curves.png")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--table-only", action="store_true", help="write the table from finished trials, run nothing")
+    a = p.parse_args(argv)
+    for name in ("seeds", "iterations", "batch", "ddpg_steps"):
+        if getattr(a, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}.")
+    trials, out = make_trials(a), Path(a.out)
+    if not a.table_only:
+        report = grid.run_grid(run_trial, trials, out, address=a.address, num_cpus=a.num_cpus,
+                               cpus_per_trial=a.cpus_per_trial)
+        print(f"ran {len(report['ran'])}, skipped {len(report['skipped'])} finished, failed {len(report['failed'])}")
+    write_table(out, trials)
+    print((out / "table.md").read_text(), end="")
+    print(f"-> {out / 'table.json'}, {out / 'table.md'}, {out / 'curves.png'}")
+    return 1 if not a.table_only and report["failed"] else 0
