@@ -111,4 +111,4 @@ def host_population_episodes(algo: Algorithm, config, env, spec, candidates, rng
         params = jax.tree.map(lambda x: x[i], candidates)
         act_np = host_acting(algo, config, env, params, None, rng)
         out.append(host_episodes(spec, env, act_np, int(rng.integers(2**31 - 1)), 1, carry0))
-    return Episodes(np.concatenate([e.returns for e in out]), np.concatenate([e.lengths for e in out]))
+    return Episodes(*(np.concatenate([getattr(e, f) for e in out]) for f in Episodes._fields))

@@ -57,6 +57,7 @@ class Episodes(NamedTuple):
 
     returns: Any  # [candidates]
     lengths: Any
+    discounted_returns: Any = None  # sum_t gamma^t r_t with the rollout spec's gamma (rllab's CEM/CMA-ES fitness)
 
 
 class EnvCarry(NamedTuple):
@@ -187,26 +188,27 @@ def keys_like(key, words):
 
 def jax_episodes(spec: RolloutSpec, env, act: Callable, params, obs_stats, key, episodes: int, initial_carry=()):
     """``episodes`` episodes in parallel for ``max_episode_steps`` steps, acting with ``act``; returns
-    ``Episodes`` (undiscounted returns and lengths). An episode stops counting when it ends (its env
-    then stays where it was: ``step_to`` with no reset, keys and acting bits drawn up front from one
-    draw of random bits, so the loop body holds no random-number code)."""
+    ``Episodes`` (undiscounted and discounted returns, lengths). An episode stops counting when it ends
+    (its env then stays where it was: ``step_to`` with no reset, keys and acting bits drawn up front from
+    one draw of random bits, so the loop body holds no random-number code)."""
     words = key_words(key)
     bits = jax.random.bits(key, (env.max_episode_steps + 1, episodes, words + spec.act_words))
     obs, state = jax.vmap(env.reset)(keys_like(key, bits[-1, :, :words]))
     step = jax.vmap(env.step_to, in_axes=(0, 0, 0, 0, None))
 
     def body(carry, step_bits):
-        obs, state, policy_carry, ret, length, alive = carry
+        obs, state, policy_carry, ret, disc, length, alive = carry
         actions, policy_carry = act(params, policy_input(spec, obs_stats, obs.astype(jnp.float32)), policy_carry,
                                     step_bits[:, words:])
         obs, state, reward, done, _ = step(keys_like(key, step_bits[:, :words]), state,
                                            clip_actions(spec, actions, jnp), (obs, state), env.default_params)
-        ret, length = ret + reward * alive, length + alive
-        return (obs, state, policy_carry, ret, length, alive * (1.0 - done)), None
+        ret, disc = ret + reward * alive, disc + reward * alive * spec.gamma ** length
+        return (obs, state, policy_carry, ret, disc, length + alive, alive * (1.0 - done)), None
 
-    init = (obs, state, initial_carry, jnp.zeros(episodes), jnp.zeros(episodes), jnp.ones(episodes))
-    (*_, ret, length, _), _ = jax.lax.scan(body, init, bits[:-1])
-    return Episodes(ret, length)
+    zeros = jnp.zeros(episodes)
+    init = (obs, state, initial_carry, zeros, zeros, zeros, jnp.ones(episodes))
+    (*_, ret, disc, length, _), _ = jax.lax.scan(body, init, bits[:-1])
+    return Episodes(ret, length, disc)
 
 
 def host_episodes(spec: RolloutSpec, env, act_np: Callable, seed: int, episodes: int, initial_carry=()):
@@ -215,18 +217,19 @@ def host_episodes(spec: RolloutSpec, env, act_np: Callable, seed: int, episodes:
     rewards and life-loss terminals it trains on) gives its evaluation envs by ``eval_vector``."""
     venv = getattr(env, "eval_vector", env.vector)(episodes, seed)
     obs, _ = venv.reset(seed=seed)
-    ret, length, alive = np.zeros(episodes), np.zeros(episodes), np.ones(episodes)
+    ret, disc, length, alive = np.zeros(episodes), np.zeros(episodes), np.zeros(episodes), np.ones(episodes)
     carry = initial_carry
     try:
         while alive.any():
             actions, carry = act_np(obs, carry)
             obs, reward, term, trunc, _ = venv.step(clip_actions(spec, np.asarray(actions), np))
             ret += reward * alive
+            disc += reward * alive * spec.gamma ** length
             length += alive
             alive *= 1.0 - (term | trunc)
     finally:
         venv.close()
-    return Episodes(ret, length)
+    return Episodes(ret, length, disc)
 
 
 def host_rollout(spec: RolloutSpec, venv, act_np: Callable, carry: EnvCarry):
