@@ -155,7 +155,8 @@ def learning(a):
             continue
         for game in a.games:
             path = OUT_DIR / f"{game}_{name}.json"
-            if a.skip_done and path.exists() and json.loads(path.read_text()).get("complete"):
+            old = json.loads(path.read_text()) if path.exists() else {}
+            if a.skip_done and old.get("complete") and old.get("frames_target") == a.frames and old.get("seeds") == a.seeds:
                 log(f"skip {path.name}: complete")
                 continue
             try:

@@ -9,7 +9,8 @@ ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "
          "cem": "surrogate.algos.cem", "recurrent_ppo": "surrogate.algos.recurrent_ppo",
          "soft_q": "surrogate.algos.soft_q", "a2c": "surrogate.algos.a2c",
          "bootstrapped_dqn": "surrogate.algos.q_ensemble:BOOTSTRAPPED", "ensemble_ucb": "surrogate.algos.q_ensemble:UCB",
-         "ensemble_voting": "surrogate.algos.q_ensemble:VOTING"}
+         "ensemble_voting": "surrogate.algos.q_ensemble:VOTING", "ddpg": "surrogate.algos.ddpg",
+         "cmaes": "surrogate.algos.cmaes"}
 
 
 def get(name: str):
