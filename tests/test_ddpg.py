@@ -132,7 +132,8 @@ def test_no_training_before_learning_starts(pendulum):
     new, m = jit_learn(cfg, pendulum)(state, Experience(rollout(5, 2, np.random.default_rng(0)), None),
                                       jax.random.PRNGKey(1))
     assert float(m["critic_loss"]) == 0.0 and int(new.steps) == 10
-    for a, b in zip(jax.tree.leaves((state.actor, state.critic_target)), jax.tree.leaves((new.actor, new.critic_target))):
+    before, after = (state.actor, state.critic_target), (new.actor, new.critic_target)
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
         np.testing.assert_array_equal(a, b)
 
 
