@@ -1,6 +1,7 @@
 """``surrogate.envs.make(id)``: one entry point, two backends.
 
-JAX-native ids (gymnax classic control and MinAtar) run inside ``jit``/``scan``/``vmap``;
+JAX-native ids (gymnax classic control and MinAtar; rllab's basic tasks ``<Task>-rllab`` and their
+``-LS``/``-NO``/``-SI`` variants, see ``surrogate.envs.rllab_partial``) run inside ``jit``/``scan``/``vmap``;
 every other registered Gymnasium id (MuJoCo included) runs on the host as a
 ``gymnasium.vector`` env; ``ALE/<Game>-v5`` ids get the standard Atari preprocessing
 (``surrogate.envs.atari``). ``make("gym:CartPole-v1")`` forces the host backend for an id

@@ -104,9 +104,13 @@ class JaxEnv:
 def make_jax_env(env_id: str, **kwargs) -> JaxEnv:
     if deep_sea.is_deep_sea(env_id):  # gymnax's DeepSea with bsuite's action mapping, its id naming its size
         return JaxEnv(*deep_sea.make(env_id, **kwargs))
+    from surrogate.envs import rllab_partial  # here: it imports partial, which imports this module
+    if rllab_partial.is_rllab(env_id):  # rllab's basic tasks and their partially observed variants
+        return JaxEnv(*rllab_partial.make(env_id, **kwargs))
     env, params = gymnax.make(env_id, **kwargs)
     return JaxEnv(env_id, env, params)
 
 
 def jax_env_ids():
-    return list(gymnax.registered_envs) + list(deep_sea.SIZED_IDS)
+    from surrogate.envs import rllab_partial
+    return list(gymnax.registered_envs) + list(deep_sea.SIZED_IDS) + list(rllab_partial.IDS)
