@@ -133,11 +133,13 @@ def _numpy_acrobot_step(p, s, a):
     torque = 50 * np.clip(a, -1, 1)
     for _ in range(2):
         (f1, f2), (g1, g2) = q, q - p.dt * v
-        moment = np.array([[(m * a_ ** 2 + m * length ** 2) * np.cos(f1 - g1) + inertia, m * length * a_ * np.cos(f1 - g2)],
+        moment = np.array([[(m * a_ ** 2 + m * length ** 2) * np.cos(f1 - g1) + inertia,
+                            m * length * a_ * np.cos(f1 - g2)],
                            [m * a_ * length * np.cos(f2 - g1), m * a_ ** 2 * np.cos(f2 - g2) + inertia]])
         mass = np.array([[m * a_ ** 2 + m * length ** 2 + inertia, m * length * a_ * np.cos(f1 - f2)],
                          [m * length * a_ * np.cos(f1 - f2), m * a_ ** 2 + inertia]])
-        force = np.array([-torque - (m * a_ + m * length) * p.gravity * np.sin(f1), torque - m * a_ * p.gravity * np.sin(f2)])
+        force = np.array([-torque - (m * a_ + m * length) * p.gravity * np.sin(f1),
+                          torque - m * a_ * p.gravity * np.sin(f2)])
         v = np.linalg.solve(mass, moment @ v + p.dt * force)
         q = q + p.dt * v
     return np.concatenate([q, v])
@@ -204,16 +206,17 @@ def _lagrangian_accelerations(case, p, values, a):
         m, length, h = p.link_density * p.link_width * p.link_length, p.link_length, p.link_length / 2
         inertia = m * (length ** 2 + p.link_width ** 2) / 12
         c, s = np.cos(f1 - f2), np.sin(f1 - f2)
-        mass = np.array([[m * h ** 2 + inertia + m * length ** 2, m * length * h * c], [m * length * h * c, m * h ** 2 + inertia]])
+        mass = np.array([[m * h ** 2 + inertia + m * length ** 2, m * length * h * c],
+                         [m * length * h * c, m * h ** 2 + inertia]])
         rhs = [-50 * a - m * length * h * s * w2 ** 2 - (m * h + m * length) * p.gravity * np.sin(f1),
                50 * a + m * length * h * s * w1 ** 2 - m * h * p.gravity * np.sin(f2)]
         return np.linalg.solve(mass, rhs)
     x, x_dot = values
     k, inertia = 2 * np.pi / p.track_width, p.car_mass * (p.car_length ** 2 + p.car_thickness ** 2) / 12
-    mass = lambda x: p.car_mass * (1 + (k * np.sin(k * x)) ** 2) + inertia * (k ** 2 * np.cos(k * x) / (1 + (k * np.sin(k * x)) ** 2)) ** 2
+    slope = lambda x: k * np.sin(k * x)
+    mass = lambda x: p.car_mass * (1 + slope(x) ** 2) + inertia * (k ** 2 * np.cos(k * x) / (1 + slope(x) ** 2)) ** 2
     dmass = (mass(x + 1e-6) - mass(x - 1e-6)) / 2e-6
-    slope = k * np.sin(k * x)
-    force = a * np.sqrt(1 + slope ** 2) - p.car_mass * p.gravity * slope - p.drag * x_dot
+    force = a * np.sqrt(1 + slope(x) ** 2) - p.car_mass * p.gravity * slope(x) - p.drag * x_dot
     return np.array([(force - 0.5 * dmass * x_dot ** 2) / mass(x)])
 
 
@@ -269,7 +272,8 @@ def test_double_pendulum_matches_mujoco():
       <option timestep='0.01' gravity='1e-5 0 -9.81' integrator='RK4'/>
       <worldbody><body name='cart'><joint name='slider' type='slide' limited='true' axis='1 0 0' range='-10 10'/>
         <geom type='capsule' quat='0.707 0 0.707 0' size='0.1 0.1'/>
-        <body name='pole'><joint type='hinge' axis='0 1 0'/><geom type='capsule' fromto='0 0 0 0 0 0.6' size='0.045 0.3'/>
+        <body name='pole'><joint type='hinge' axis='0 1 0'/>
+          <geom type='capsule' fromto='0 0 0 0 0 0.6' size='0.045 0.3'/>
           <body name='pole2' pos='0 0 0.6'><joint type='hinge' axis='0 1 0'/>
             <geom type='capsule' fromto='0 0 0 0 0 0.6' size='0.045 0.3'/></body></body></body></worldbody>
       <actuator><motor joint='slider' gear='500' ctrlrange='-1 1' ctrllimited='true'/></actuator></mujoco>"""
@@ -399,3 +403,59 @@ def test_system_identification_redraws_parameters_each_episode(task):
     task_env = rllab_partial.TASKS[task]()
     want, *_ = task_env.step_env(KEY, state.inner, jnp.ones(1), env.default_params.replace(**state.physics))
     np.testing.assert_array_equal(obs, want)
+
+
+def test_box2d_tasks_track_pybox2d_on_rllabs_models():
+    """rllab's cart-pole and acrobot worlds (``cartpole.xml.mako``, ``double_pendulum.xml.mako``) built in pybox2d
+    (``pip install box2d``, not a dependency) with consistent initial states: the same trajectories at first, and close
+    for 1-1.5 s of random swinging (Box2D's solver is iterative and corrects positions; the motion is chaotic)."""
+    box2d = pytest.importorskip("Box2D")
+
+    def rect(length):  # rllab's compute_rect_vertices for a vertical 0.1-wide rectangle from (0, 0) to (0, length)
+        return [(0.05, 0), (0.05, length), (-0.05, length), (-0.05, 0)]
+
+    world = box2d.b2World(allow_sleeping=False)  # gravity (0, -10)
+    half = 3 / 12 ** 0.5 / 2  # the cart's half height: the hinge sits on its top, the prismatic joint on the track line
+    cart = world.CreateBody(type=2, position=(0.05, -0.1))
+    cart.CreatePolygonFixture(box=(2 / 12 ** 0.5, half), density=1)
+    pole = world.CreateBody(type=2, position=(0.05, -0.1 + half))
+    pole.CreatePolygonFixture(vertices=rect(1.0), density=1, groupIndex=-1)
+    track = world.CreateBody(type=0, position=(0, -0.1))
+    world.CreateJoint(type=box2d.b2RevoluteJoint, bodyA=cart, bodyB=pole, anchor=(0.05, -0.1 + half))
+    world.CreateJoint(type=box2d.b2PrismaticJoint, bodyA=track, bodyB=cart)
+    x, x_dot, theta, theta_dot = 0.05, 0.1, 0.05, -0.1
+    cart.linearVelocity = (x_dot, 0)
+    pole.angle, pole.angularVelocity = theta, theta_dot
+    pole.linearVelocity = (x_dot - 0.5 * np.cos(theta) * theta_dot, -0.5 * np.sin(theta) * theta_dot)
+    env = rb.CartPoleSwingUp()
+    step = jax.jit(env.step_env)
+    state = _state("cartpole", (x, x_dot, theta, theta_dot))
+    rng = np.random.default_rng(0)
+    for t in range(20):
+        a = rng.uniform(-1, 1)
+        cart.ApplyForce(cart.GetWorldVector((10 * a, 0)), cart.GetWorldPoint((0, 0)), True)
+        world.Step(0.05, 8, 3)
+        obs, state, *_ = step(KEY, state, jnp.array([a]), env.default_params)
+        reference = [cart.position[0], cart.linearVelocity[0], pole.angle, pole.angularVelocity]
+        np.testing.assert_allclose(obs, reference, atol=1e-3 if t < 5 else 0.1)
+
+    world = box2d.b2World(allow_sleeping=False)
+    link1 = world.CreateBody(type=2, position=(0, 0))
+    link1.CreatePolygonFixture(vertices=[(x, -y) for x, y in rect(1.0)], density=5.0, groupIndex=-1)
+    link2 = world.CreateBody(type=2, position=(0, -1))
+    link2.CreatePolygonFixture(vertices=[(x, -y) for x, y in rect(1.0)], density=5.0, groupIndex=-1)
+    ground = world.CreateBody(type=0, position=(0, -0.1))
+    world.CreateJoint(type=box2d.b2RevoluteJoint, bodyA=ground, bodyB=link1, anchor=(0, 0))
+    joint = world.CreateJoint(type=box2d.b2RevoluteJoint, bodyA=link1, bodyB=link2, anchor=(0, -1))
+    env = rb.AcrobotSwingUp()
+    step = jax.jit(env.step_env)
+    state = _state("acrobot", (0.0, 0.0, 0.0, 0.0))
+    for t in range(30):  # angular velocities up to 9 rad/s; beyond 40 steps (> 10 rad/s) they part
+        a = rng.uniform(-0.3, 0.3)
+        for _ in range(2):  # rllab's torque control: a motor at +-1e5 rad/s limited to |torque|
+            joint.motorEnabled, joint.motorSpeed, joint.maxMotorTorque = True, math.copysign(1e5, a), abs(50 * a)
+            world.Step(0.01, 20, 20)
+        _, state, *_ = step(KEY, state, jnp.array([a]), env.default_params)
+        got = [state.phi1, state.phi2, state.omega1, state.omega2]
+        reference = [link1.angle, link2.angle, link1.angularVelocity, link2.angularVelocity]
+        np.testing.assert_allclose(got, reference, atol=0.05 if t < 6 else 0.2)

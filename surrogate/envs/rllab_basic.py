@@ -18,8 +18,9 @@ with the new velocities. Because the projection uses the bodies' velocities of t
 Lagrangian's centripetal and Coriolis forces appear to first order in the step and Box2D's numerical dissipation to
 second order (a pole turning at w loses about (w dt)^2 of its kinetic energy per 0.05 s step): on rllab's
 cart-pole model (pybox2d 2.3.10) swing-up trajectories under random forces stay within 0.03-0.16 of Box2D's over 40
-steps (an exact Lagrangian integrator drifts 0.3-1.8 away) and agree to 1e-4 near upright; on its acrobot, random
-torques, within 0.05-0.18 over 50 steps (the motion is chaotic beyond).
+steps (an exact Lagrangian integrator drifts 0.3-1.8 away) and agree to 1e-4 near upright; on its acrobot, under
+random torques, within 0.03 for 6 steps and 0.2 for 40 (up to 9 rad/s; the motion is chaotic beyond). The test
+``test_box2d_tasks_track_pybox2d_on_rllabs_models`` repeats these comparisons where ``Box2D`` is installed.
 
 Where these depart from rllab's Box2D simulation:
 
@@ -147,7 +148,8 @@ def cartpole_bodies(params: CartPoleParams):
 
 class CartPoleBalancing(RllabEnv):
     """``cartpole_env.py``: reward ``10 - (1 - cos theta) - 1e-5 F^2`` while alive, 0 on the step that ends it;
-    done when ``|x| > 2.4`` or ``|theta| > 0.2``; reset uniform in +-5% of (2.4, 4, 0.2, 4); obs [x, x', theta, theta']."""
+    done when ``|x| > 2.4`` or ``|theta| > 0.2``; reset uniform in +-5% of (2.4, 4, 0.2, 4);
+    obs [x, x', theta, theta']."""
 
     env_id = "CartPoleBalancing-rllab"
     obs_dim = 4
