@@ -11,10 +11,12 @@ x = 0, theta1 U(-20, 20) degrees, theta2 = 0, at rest. The action is the motor c
 rllab's ``normalize()`` is the identity on [-1, 1].
 
 Where this departs from rllab's MuJoCo (1.31) simulation: the dynamics are the Lagrangian equations of the same
-bodies, integrated with classical RK4 at the same steps (masses and capsule inertias as MuJoCo 4 computes them from
-the geoms: the test compares one step with ``mujoco`` when it is installed). There are no contacts (rllab's geoms
-have ``contype 0``), so the only constraint is the slider's range: MuJoCo treats it as a soft limit with margin
-0.01; here the cart stops inelastically at +-10 (an impulse through the mass matrix, so the poles feel it).
+bodies, integrated with classical RK4 at the same steps, with the masses and capsule inertias MuJoCo 4 computes
+from the geoms (MuJoCo 1.31's own formulas are not at hand): one step agrees with ``mujoco`` 4.0.0's RK4 step on
+the same model to 1e-7 (the test checks it). There are no contacts (rllab's geoms have ``contype 0``), so the only
+constraint is the slider's range: MuJoCo treats it as a soft limit with margin 0.01 (the cart sinks ~0.03 past it
+and comes back); here the cart stops inelastically at +-10 (an impulse through the mass matrix, so the poles feel
+it; the poles' speeds in the steps after a stop differ from MuJoCo's by up to ~20%).
 ``qfrc_constraint`` is the joint-space constraint force; with the slider limit as the only constraint its hinge
 entries are 0 exactly as in MuJoCo, and its slider entry here is the stop's mean force over the step (0 away
 from the stop, clipped to +-10 like rllab's).
