@@ -69,6 +69,38 @@ def test_cem_solves_10d_quadratic_and_approaches_rosenbrocks_minimum():
     assert (plain > 1.0).all(), plain
 
 
+def test_lazy_eigendecomposition_is_evosax_cma_es_every_interval_and_vmaps_in_lockstep():
+    """``LazyCMA_ES`` with interval 1 follows evosax's ``CMA_ES`` (to float rounding, before chaos sets in);
+    with interval 4, ``B`` changes only every 4th generation, and seeds vmapped give each seed's own run
+    (the batching rule decomposes all seeds together, which they need at the same generations)."""
+    from evosax.algorithms import CMA_ES
+
+    def trace(es, params, key, generations=12):
+        def gen(state, k):
+            k_ask, k_tell = jax.random.split(k)
+            x, state = es.ask(k_ask, state, params)
+            state, _ = es.tell(k_tell, x, jax.vmap(rosenbrock)(x), state, params)
+            return state, (state.mean, state.B)
+        return jax.lax.scan(gen, es.init(key, jnp.zeros(10), params), jax.random.split(key, generations))[1]
+
+    ref = CMA_ES(10, jnp.zeros(10))
+    ref_params = ref.default_params.replace(std_init=0.5)  # (made outside jit: evosax's weights then round the same)
+    ref_mean, _ = jax.jit(lambda k: trace(ref, ref_params, k))(jax.random.PRNGKey(0))
+    every, params = cmaes.make_strategy(10, 10, 0.5, "full", 1)
+    mean, _ = jax.jit(lambda k: trace(every, params, k))(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(mean, ref_mean, atol=1e-4)
+    lazy, params = cmaes.make_strategy(10, 10, 0.5, "full", 4)
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    means, bs = jax.jit(jax.vmap(lambda k: trace(lazy, params, k)))(keys)
+    changed = [g for g in range(1, 12) if not np.allclose(bs[0, g], bs[0, g - 1])]
+    assert changed == [4, 8], changed  # decomposed in the asks after 0, 4 and 8 tells (C = I at 0)
+    for i in range(3):
+        alone, _ = jax.jit(lambda k: trace(lazy, params, k))(keys[i])
+        np.testing.assert_allclose(means[i], alone, atol=1e-4)
+    assert [cmaes.make_strategy(n, cmaes.default_population_size(n), 0.5)[0].interval for n in (10, 2000, 6851)] \
+        == [1, 15, 45]
+
+
 # ----------------------------------------------------------------------------- the RL method
 
 
@@ -196,7 +228,7 @@ def test_cli_run_checkpoint_and_resume_continue_the_same_trajectory(tmp_path, ca
     (dict(sigma0=0.0), "sigma0"), (dict(sigma0=-1.0), "sigma0"), (dict(sigma0=float("inf")), "sigma0"),
     (dict(gamma=0.0), "gamma"), (dict(gamma=1.5), "gamma"), (dict(covariance="low-rank"), "covariance"),
     (dict(fitness="median"), "fitness"), (dict(final="last"), "final"), (dict(hidden=(32, 0)), "hidden"),
-    (dict(activation="sigmoid"), "activation"),
+    (dict(activation="sigmoid"), "activation"), (dict(eigen_every=-1), "eigen_every"),
 ])
 def test_bad_configs_raise_config_error(change, words):
     with pytest.raises(ConfigError, match=words):

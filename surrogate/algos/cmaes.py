@@ -11,15 +11,17 @@ and rank-mu updates). The search is evosax 0.3.2's ``CMA_ES`` (``Sep_CMA_ES``, R
 ``covariance="diagonal"``), whose ask and tell run inside the jitted training program; the policy is
 CEM's (``surrogate.algos.cem``: the same flat-vector MLP, the same JAX and NumPy acting functions) and
 the runtime plays the episodes (``collect="episodes"``: one vmapped rollout of the whole population
-on JAX envs, a Python loop over the candidates on host envs).
+on JAX envs, a Python loop over the candidates on host envs). One change to evosax's CMA-ES: C is
+eigendecomposed only every ~1 / (10 N (c_1 + c_mu)) generations, as in the ``cma`` package rllab used
+(``LazyCMA_ES``); evosax decomposes it every generation, O(N^3), which is most of a generation's cost at
+the 100-50-25 policy's N ~ 7k (``benchmarks/cmaes_check.py``).
 
 Where this departs from rllab: rllab (batch mode) asks candidates until 50k steps are played and tells
 them all at once, with the recombination weights of the default population (so ~100+ candidates per
 tell, of which the best ``mu`` ~ 15 move the mean); here every generation plays and tells one population
-(``population_size``, default CMA's ``4 + floor(3 ln N)``). rllab starts the mean at the policy's
-initial (Glorot) parameters; here at 0, as CEM does. evosax eigendecomposes ``C`` every generation
-(O(N^3)), the ``cma`` package rllab used only every ~N/(10 (c_1 + c_mu) N^2) generations
-(``benchmarks/cmaes_check.py`` measures what that costs at the 100-50-25 policy's N).
+(``population_size``; 0, as in the rllab preset: CMA's ``4 + floor(3 ln N)``). rllab starts the mean at the policy's
+initial (Glorot) parameters; here at 0, as CEM does. rllab's final policy is the best candidate
+played (``final="best"``); the default here is the mean.
 """
 import functools
 import math
@@ -29,7 +31,9 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import jax.custom_batching
 from evosax.algorithms import CMA_ES, Sep_CMA_ES
+from evosax.algorithms.distribution_based.cma_es import eigen_decomposition
 
 from surrogate.algos import cem
 from surrogate.algos.actor_critic import key_rng
@@ -41,8 +45,8 @@ from surrogate.runtime.contract import Algorithm
 class Config:
     """CMA-ES hyperparameters. Defaults: a linear policy, 100 candidates per generation, sigma0 0.5,
     fitness the discounted return (gamma 0.99, as rllab), 10 generations: on CartPole-v1 the mean policy
-    of each of 8 seeds scored 500 after 4-8 generations. With CMA's default population (10 for
-    CartPole's 10 parameters) 3 of 8 seeds scored 500 after 12 generations, with 50 all 8 after 10.
+    of each of 8 seeds first scored 500 (20 episodes) after 3-7 generations, and all 8 after 10. With
+    CMA's default population (10 for CartPole's 10 parameters) 3 of 8 scored 500 after 10 generations.
     (For a linear policy over argmax actions, sigma0 does not matter: the mean starts at 0 and the
     policy is invariant to the parameters' scale.)"""
 
@@ -56,8 +60,11 @@ class Config:
     """initial step size (the mean starts at 0, the covariance at the identity); rllab's grid: {1000, 0.5}
     on the basic tasks, 0.1 on locomotion"""
     covariance: Literal["full", "diagonal"] = "full"
-    """full: CMA-ES (O(N^2) memory, an O(N^3) eigendecomposition every generation); diagonal: Sep-CMA-ES
-    (Ros & Hansen 2008, O(N)), for large policies"""
+    """full: CMA-ES (O(N^2) memory and time per generation, plus an O(N^3) eigendecomposition every
+    eigen_every generations); diagonal: Sep-CMA-ES (Ros & Hansen 2008, O(N))"""
+    eigen_every: int = 0
+    """generations between eigendecompositions of C (full covariance); 0: ceil(1 / (10 N (c_1 + c_mu))), the
+    cma package's lazy update (every generation up to N ~ 40); 1: every generation, as evosax does"""
     fitness: Literal["discounted", "undiscounted"] = "discounted"
     """what candidates are ranked by: the discounted return sum_t gamma^t r_t (rllab) or the plain return"""
     gamma: float = 0.99
@@ -76,6 +83,9 @@ class Config:
         if not (isinstance(self.population_size, int) and (self.population_size == 0 or self.population_size >= 2)):
             raise ConfigError(f"population_size must be an integer >= 2 (or 0: CMA's default 4 + floor(3 ln N)), "
                               f"got {self.population_size!r}. Pass --population-size N.")
+        if not (isinstance(self.eigen_every, int) and self.eigen_every >= 0):
+            raise ConfigError(f"eigen_every must be an integer >= 0 (0: the cma package's interval), "
+                              f"got {self.eigen_every!r}. Pass --eigen-every N.")
         if not (math.isfinite(self.sigma0) and self.sigma0 > 0):
             raise ConfigError(f"sigma0 must be a finite number > 0, got {self.sigma0!r}. Pass e.g. --sigma0 0.5.")
         if not 0.0 < self.gamma <= 1.0:
@@ -97,9 +107,9 @@ PRESETS = {
     # policy is bang-bang from the first generation; pass --sigma0 0.1 for locomotion), CMA's default
     # population, discounted fitness with gamma 0.99, the best candidate as the final policy. 1700
     # generations of lambda = 30 (N ~ 6.9k: a 4-D observation, 1-D action) play about rllab's
-    # 500 x 50k steps if every episode runs a 500-step horizon. Full covariance at this N costs ~0.4 GB
-    # per seed and an eigendecomposition per generation: see benchmarks/cmaes_check.py before choosing
-    # it over --covariance diagonal.
+    # 500 x 50k steps if every episode runs a 500-step horizon. Full covariance at this N keeps two
+    # N x N float32 matrices (C, B: ~0.36 GB) per seed and eigendecomposes C every 45 generations;
+    # --covariance diagonal (Sep-CMA-ES) is O(N) (benchmarks/cmaes_check.py measures both).
     "rllab": Config(iterations=1700, population_size=0, sigma0=0.5, hidden=(100, 50, 25), final="best"),
 }
 METRICS = ("mean_return", "max_return", "mean_fitness", "sigma")
@@ -114,29 +124,76 @@ def population_size(config: Config, env) -> int:
     return config.population_size or default_population_size(cem.num_params(config, env))
 
 
+def eigen_interval(dim: int, c_1: float, c_mu: float) -> int:
+    """Generations between eigendecompositions of C: ``ceil(1 / (10 N (c_1 + c_mu)))``, at least 1 (Hansen's
+    tutorial, B.2, and the ``cma`` package's ``lazy_update_gap``): 1 up to N = 80, 15 at N = 2000, 45 at 6851."""
+    return max(1, math.ceil(1.0 / (10.0 * dim * (c_1 + c_mu)) - 1e-9))
+
+
+@jax.custom_batching.custom_vmap
+def lazy_eigen(due, C, B, D):
+    """``(C, B, D)`` of evosax's ``eigen_decomposition(C)`` if ``due``, else unchanged."""
+    return jax.lax.cond(due, eigen_decomposition, lambda C: (C, B, D), C)
+
+
+@lazy_eigen.def_vmap
+def _lazy_eigen_vmap(axis_size, in_batched, due, C, B, D):
+    """Under the seeds' ``vmap`` a ``cond`` on a batched predicate would run both branches (the
+    decomposition every generation); the seeds run in lockstep, so decompose all when any is due."""
+    C, B, D = (x if b else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, b in zip((C, B, D), in_batched[1:]))
+    due = jnp.any(due) if in_batched[0] else due
+    return jax.lax.cond(due, jax.vmap(eigen_decomposition), lambda C: (C, B, D), C), (True, True, True)
+
+
+class LazyCMA_ES(CMA_ES):
+    """evosax's ``CMA_ES`` with C eigendecomposed only every ``interval`` generations (``eigen_interval``),
+    as the ``cma`` package rllab used does: evosax decomposes it in every ``ask``, O(N^3), which made its
+    generation 5.5x slower than cma's at N = 2000 (``benchmarks/cmaes_check.py``; the gap grows ~N).
+    Sampling and ``tell`` use the last decomposition's ``B``, ``D``; with ``interval`` 1 this is evosax's
+    CMA_ES (tests/test_cmaes.py)."""
+
+    def __init__(self, population_size: int, solution, interval: int):
+        super().__init__(population_size, solution)
+        self.interval = interval
+
+    def _ask(self, key, state, params):
+        C, B, D = lazy_eigen(state.generation_counter % self.interval == 0, state.C, state.B, state.D)
+        z = jax.random.normal(key, (self.population_size, self.num_dims))  # Hansen's tutorial, eqs. 38-40
+        return state.mean + state.std * ((z * D) @ B.T), state.replace(C=C, B=B, D=D)
+
+
 @functools.lru_cache(maxsize=32)
-def make_strategy(dim: int, population: int, sigma0: float, covariance: str = "full"):
-    """evosax's ``CMA_ES`` (``Sep_CMA_ES`` for ``covariance="diagonal"``) over ``dim`` parameters, and its
-    parameters with the initial step size ``sigma0``; cached, so that evosax's jitted ``init``, ``ask``
-    and ``tell`` (``self`` is a static argument) compile once per setting. The parameters are computed
-    eagerly (NumPy), so that a first call inside a trace caches no tracer."""
-    cls = CMA_ES if covariance == "full" else Sep_CMA_ES
+def make_strategy(dim: int, population: int, sigma0: float, covariance: str = "full", eigen_every: int = 0):
+    """evosax's CMA-ES (``LazyCMA_ES``; ``Sep_CMA_ES`` for ``covariance="diagonal"``) over ``dim`` parameters,
+    and its parameters with the initial step size ``sigma0``; ``eigen_every`` 0: ``eigen_interval``. Cached,
+    so that evosax's jitted ``init``, ``ask`` and ``tell`` (``self`` is a static argument) compile once per
+    setting. The parameters are computed eagerly (NumPy), so that a first call inside a trace caches no
+    tracer."""
     with jax.ensure_compile_time_eval():
-        es = cls(population, jnp.zeros(dim, jnp.float32))
+        solution = jnp.zeros(dim, jnp.float32)
+        if covariance == "full":
+            params = CMA_ES(population, solution).default_params
+            interval = eigen_every or eigen_interval(dim, float(params.c_1), float(params.c_mu))
+            es = LazyCMA_ES(population, solution, interval)
+        else:
+            es = Sep_CMA_ES(population, solution)
         params = es.default_params.replace(std_init=jnp.float32(sigma0))
     return es, jax.device_get(params)
 
 
 def strategy(config: Config, env):
-    return make_strategy(cem.num_params(config, env), population_size(config, env), config.sigma0, config.covariance)
+    return make_strategy(cem.num_params(config, env), population_size(config, env), config.sigma0, config.covariance,
+                         config.eigen_every)
 
 
-def minimize(f, x0, sigma0: float, generations: int, key, population: int = 0, covariance: str = "full"):
+def minimize(f, x0, sigma0: float, generations: int, key, population: int = 0, covariance: str = "full",
+             eigen_every: int = 0):
     """Minimise ``f: [N] -> scalar`` from ``x0`` with the same evosax CMA-ES, ``generations`` ask/tell
     steps in one ``lax.scan`` (jittable; ``population`` 0: CMA's default). Returns the final state and the
     best ``f`` of each generation's population (``tests/test_cmaes.py``, ``benchmarks/cmaes_check.py``)."""
     x0 = jnp.asarray(x0, jnp.float32)
-    es, params = make_strategy(x0.size, population or default_population_size(x0.size), sigma0, covariance)
+    es, params = make_strategy(x0.size, population or default_population_size(x0.size), sigma0, covariance,
+                               eigen_every)
 
     def generation(state, key):
         k_ask, k_tell = jax.random.split(key)
