@@ -19,6 +19,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from surrogate.algos import actor_critic as ac
+from surrogate.algos import linear_baseline
 from surrogate.algos.actor_critic import Learner, OnPolicyConfig, TrainState, UpdateData, positive, prepare
 from surrogate.core.distributions import make_dist
 from surrogate.core.losses import normalize_advantages
@@ -62,6 +63,9 @@ class Config(OnPolicyConfig):
     vf_max_kl: float = 0.1
     """trust-region radius epsilon of the value fit: mean (V - V_old)^2 / (2 sigma^2) <= epsilon (the paper's
     value is not published; on CartPole, 8 seeds, 0.01 learned slower than 0.1 at every lambda)"""
+    baseline: Literal["learned", "linear"] = "learned"
+    """learned: the value network (vf_*); linear: rllab's linear feature baseline (``algos.linear_baseline``),
+    fitted to the returns after each batch's advantages are computed; the value network is then not trained"""
 
     def validate(self) -> "Config":
         super().validate()
@@ -76,7 +80,9 @@ class Config(OnPolicyConfig):
             raise ConfigError(f"fvp_fraction must be in (0, 1], got {self.fvp_fraction!r}.")
         if not 0.0 < self.backtrack < 1.0:
             raise ConfigError(f"backtrack must be in (0, 1), got {self.backtrack!r}.")
-        if self.vf_fit == "adam" and self.batch_size % self.vf_minibatch_size:
+        if self.baseline not in ("learned", "linear"):
+            raise ConfigError(f"baseline must be 'learned' or 'linear', got {self.baseline!r}.")
+        if self.baseline == "learned" and self.vf_fit == "adam" and self.batch_size % self.vf_minibatch_size:
             raise ConfigError(
                 f"The batch of num_envs x num_steps = {self.batch_size} steps does not split into value minibatches "
                 f"of {self.vf_minibatch_size}. Choose --vf-minibatch-size dividing {self.batch_size}.")
@@ -111,15 +117,19 @@ def make_learner(config: Config, env) -> Learner:
     """Optimisers: (policy: Adam for vpg, else None; value: Adam, or None for the trust-region fit)."""
     policy_opt = optax.adam(config.policy_lr) if config.method == "vpg" else None
     # (flattened: one parameter vector, fewer and larger XLA ops per minibatch step)
-    value_opt = optax.flatten(optax.adam(config.vf_lr)) if config.vf_fit == "adam" else None
+    adam_fit = config.vf_fit == "adam" and config.baseline == "learned"
+    value_opt = optax.flatten(optax.adam(config.vf_lr)) if adam_fit else None
     return ac.make_learner(config, env, (policy_opt, value_opt))
 
 
 def init_opt_state(config: Config, env, params):
+    """``(policy optimiser's state, value fit's state)``; with ``baseline="linear"`` the value fit's state is
+    the linear baseline's coefficients."""
     actor, critic = split_params(params)
     policy_opt, value_opt = make_learner(config, env).optimizer
+    value_state = ac.zeros_like_init(value_opt.init, critic) if value_opt else ()
     return (ac.zeros_like_init(lambda a: policy_opt.init(ravel_pytree(a)[0]), actor) if policy_opt else (),
-            ac.zeros_like_init(value_opt.init, critic) if value_opt else ())
+            linear_baseline.init_coeffs(env) if config.baseline == "linear" else value_state)
 
 
 def init(config: Config, env, key) -> TrainState:
@@ -237,7 +247,9 @@ def value_trust_region_step(config: Config, values, critic, data: UpdateData):
 
 def prepare_parts(config: Config, env, train: TrainState, experience, key):
     """GAE with the current value function (shared by the policy step and the value fit), and the
-    value fit's shuffles' key."""
+    value fit's shuffles' key (linear baseline: the features to refit it on)."""
+    if config.baseline == "linear":
+        return linear_baseline.prepare(config, make_learner(config, env), train.params, train.opt_state[1], experience)
     return prepare(config, make_learner(config, env), train.params, experience), key
 
 
@@ -250,6 +262,10 @@ def step_actor(config: Config, env, train: TrainState, data: UpdateData, key):
 
 
 def fit_critic(config: Config, env, train: TrainState, data: UpdateData, key):
+    """The value fit; with ``baseline="linear"`` the baseline's refit on the returns (``key``: its features)."""
+    if config.baseline == "linear":
+        coeffs, loss = linear_baseline.fit(key, data.targets)
+        return TrainState(train.params, (train.opt_state[0], coeffs)), dict(value_loss=loss)
     actor, critic = split_params(train.params)
     critic, value_opt, v_loss = fit_value(config, make_learner(config, env), actor, critic, train.opt_state[1], data,
                                           key)

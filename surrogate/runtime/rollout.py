@@ -34,6 +34,7 @@ class Batch(NamedTuple):
     dones: Any  # terminated or truncated
     next_obs: Any
     start_carry: Any = ()  # the policy's recurrent state at the rollout's first step, ``[N, ...]``
+    episode_steps: Any = ()  # int32: the index of ``obs[t]`` within its episode (0 at a reset; both rollouts fill it)
 
 
 class EpisodeStats(NamedTuple):
@@ -152,7 +153,8 @@ def jax_rollout(spec: RolloutSpec, env, act: Callable, params, carry: EnvCarry, 
         finished = EpisodeStats((ep_ret * done_f).sum(), (ep_len * done_f).sum(), done_f.sum())
         new = carry._replace(env_state=env_state, obs=obs, episode_return=ep_ret * (1 - done_f),
                              episode_length=ep_len * (1 - done_f), policy_carry=reset_where(done, policy_carry, jnp))
-        out = Batch(carry.obs, actions, reward, info["terminated"], done, info["final_observation"])
+        out = Batch(carry.obs, actions, reward, info["terminated"], done, info["final_observation"],
+                    episode_steps=carry.episode_length.astype(jnp.int32))
         return new, (out, finished)
 
     # The rollout's randomness up front, from one draw of random bits (each jax.random call compiles
@@ -271,10 +273,22 @@ def host_rollout(spec: RolloutSpec, venv, act_np: Callable, carry: EnvCarry):
     finished, ep_ret, ep_len = episode_stats(rew_buf, done_buf, carry.episode_return, carry.episode_length)
     if hasattr(venv, "finished_episodes"):
         finished = EpisodeStats(*venv.finished_episodes())
+    steps = episode_steps(done_buf, carry.episode_length)
     carry = carry._replace(obs=obs_buf[T], episode_return=ep_ret, episode_length=ep_len, policy_carry=policy_carry)
-    batch = Batch(obs_buf[:T], act_buf, rew_buf, term_buf, done_buf, next_buf, start_carry)
+    batch = Batch(obs_buf[:T], act_buf, rew_buf, term_buf, done_buf, next_buf, start_carry, steps)
     carry, batch = finish_rollout(spec, carry, batch, np)
     return carry, batch, finished
+
+
+def episode_steps(dones, ep_length):
+    """``[T, N]`` int32 index of each step within its episode, given ``dones [T, N]`` and the length
+    ``ep_length [N]`` each env's episode had at the rollout's start (``jax_rollout`` records
+    ``EnvCarry.episode_length`` step by step instead)."""
+    T = dones.shape[0]
+    t = np.arange(T)[:, None]
+    starts = np.concatenate([np.zeros_like(dones[:1]), dones[:-1]])  # a new episode starts at row t
+    last_start = np.maximum.accumulate(np.where(starts, t, -1), axis=0)
+    return np.where(last_start >= 0, t - last_start, t + np.asarray(ep_length)[None]).astype(np.int32)
 
 
 def episode_stats(rewards, dones, ep_return, ep_length):
