@@ -10,7 +10,7 @@ ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "
          "soft_q": "surrogate.algos.soft_q", "a2c": "surrogate.algos.a2c",
          "bootstrapped_dqn": "surrogate.algos.q_ensemble:BOOTSTRAPPED", "ensemble_ucb": "surrogate.algos.q_ensemble:UCB",
          "ensemble_voting": "surrogate.algos.q_ensemble:VOTING", "ddpg": "surrogate.algos.ddpg",
-         "cmaes": "surrogate.algos.cmaes"}
+         "cmaes": "surrogate.algos.cmaes", "rwr": "surrogate.algos.rwr", "reps": "surrogate.algos.reps"}
 
 
 def get(name: str):
