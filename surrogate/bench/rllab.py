@@ -29,8 +29,9 @@ ALGOS = ("trpo", "tnpg", "vpg", "cem", "cmaes", "rwr", "reps", "ddpg")
 # The library's pre-benchmark methods at the paper's settings (each has a grid in the paper; the value
 # that produced Table 1 is not recorded, so the first basic-task value of each grid is used).
 _NET = dict(hidden=(100, 50, 25), activation="tanh")
+# bootstrap_truncation False: rllab's paths end at the horizon with nothing after them
 _PG = dict(**_NET, gamma=0.99, gae_lambda=1.0, normalize_obs=False, normalize_reward=False, baseline="linear",
-           vf_minibatch_size=500)  # (the value network's minibatches, when it is used: 100 per 50k batch)
+           bootstrap_truncation=False, vf_minibatch_size=500)  # (value-net minibatches when one is used)
 PROTOCOL = {
     "trpo": dict(_PG, max_kl=0.1, cg_iters=10, backtrack=0.8, line_search_steps=15),
     "tnpg": dict(_PG, max_kl=0.05, cg_iters=10),
