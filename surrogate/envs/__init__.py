@@ -1,7 +1,10 @@
 """``surrogate.envs.make(id)``: one entry point, two backends.
 
 JAX-native ids (gymnax classic control and MinAtar; rllab's basic tasks ``<Task>-rllab`` and their
-``-LS``/``-NO``/``-SI`` variants, see ``surrogate.envs.rllab_partial``) run inside ``jit``/``scan``/``vmap``;
+``-LS``/``-NO``/``-SI`` variants, see ``surrogate.envs.rllab_partial``; its hierarchical tasks with the point robot,
+``PointGather-rllab`` and ``PointMaze-rllab``, see ``surrogate.envs.rllab_hierarchical``) run inside
+``jit``/``scan``/``vmap``; the Swimmer and Ant versions (``SwimmerGather-rllab``, ``AntMaze-rllab``, ...,
+``surrogate.envs.rllab_hierarchical_mujoco``) are registered with Gymnasium here and run on the host;
 every other registered Gymnasium id (MuJoCo included) runs on the host as a
 ``gymnasium.vector`` env; ``ALE/<Game>-v5`` ids get the standard Atari preprocessing
 (``surrogate.envs.atari``). ``make("gym:CartPole-v1")`` forces the host backend for an id
@@ -14,6 +17,7 @@ from surrogate.envs.atari import AtariEnv, atari_env_ids
 from surrogate.envs.host_env import HostEnv, host_env_ids
 from surrogate.envs.jax_env import JaxEnv, jax_env_ids, make_jax_env
 from surrogate.envs.partial import NO_VELOCITY, NO_VELOCITY_IDS, keep_observations
+from surrogate.envs import rllab_hierarchical_mujoco  # noqa: F401  (registers its Gymnasium ids)
 from surrogate.errors import EnvNotFoundError
 
 HOST_PREFIX = "gym:"

@@ -107,10 +107,14 @@ def make_jax_env(env_id: str, **kwargs) -> JaxEnv:
     from surrogate.envs import rllab_partial  # here: it imports partial, which imports this module
     if rllab_partial.is_rllab(env_id):  # rllab's basic tasks and their partially observed variants
         return JaxEnv(*rllab_partial.make(env_id, **kwargs))
+    from surrogate.envs import rllab_hierarchical
+    if rllab_hierarchical.is_hierarchical(env_id):  # rllab's food collection and maze with its point robot
+        return JaxEnv(*rllab_hierarchical.make(env_id, **kwargs))
     env, params = gymnax.make(env_id, **kwargs)
     return JaxEnv(env_id, env, params)
 
 
 def jax_env_ids():
-    from surrogate.envs import rllab_partial
-    return list(gymnax.registered_envs) + list(deep_sea.SIZED_IDS) + list(rllab_partial.IDS)
+    from surrogate.envs import rllab_hierarchical, rllab_partial
+    return (list(gymnax.registered_envs) + list(deep_sea.SIZED_IDS) + list(rllab_partial.IDS)
+            + list(rllab_hierarchical.IDS))
