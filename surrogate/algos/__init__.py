@@ -10,7 +10,9 @@ ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "
          "soft_q": "surrogate.algos.soft_q", "a2c": "surrogate.algos.a2c",
          "bootstrapped_dqn": "surrogate.algos.q_ensemble:BOOTSTRAPPED", "ensemble_ucb": "surrogate.algos.q_ensemble:UCB",
          "ensemble_voting": "surrogate.algos.q_ensemble:VOTING", "ddpg": "surrogate.algos.ddpg",
-         "cmaes": "surrogate.algos.cmaes", "rwr": "surrogate.algos.rwr", "reps": "surrogate.algos.reps"}
+         "cmaes": "surrogate.algos.cmaes", "rwr": "surrogate.algos.rwr", "reps": "surrogate.algos.reps",
+         "recurrent_trpo": "surrogate.algos.recurrent_trpo:TRPO", "recurrent_tnpg": "surrogate.algos.recurrent_trpo:TNPG",
+         "recurrent_vpg": "surrogate.algos.recurrent_trpo:VPG"}
 
 
 def get(name: str):

@@ -140,38 +140,51 @@ def init(config: Config, env, key) -> TrainState:
 
 
 def policy_update(config: Config, learner: Learner, actor, critic, opt_state, data: UpdateData):
-    """One policy step of ``config.method`` on the surrogate ``L = mean(pi/pi_old * A)`` (TRPO eq. 14,
-    sample-based); returns ``(actor, opt_state, metrics)`` (surrogate gain, mean KL, entropy, backtracks)."""
-    flat_old, unravel = ravel_pytree(actor)
+    """One policy step of ``config.method`` (``policy_step``) of the MLP actor on the rows of ``data``;
+    returns ``(actor, opt_state, metrics)``."""
+    flat, unravel = ravel_pytree(actor)
+    outputs = lambda f, d: learner.network.apply(join_params(unravel(f), critic), d.obs, method=ActorCritic.policy)
+    flat, opt_state, metrics = policy_step(config, learner, outputs, flat, opt_state, data)
+    return unravel(flat), opt_state, metrics
 
-    def policy_outputs(flat, obs):  # logits, or (mean, log_std)
-        return learner.network.apply(join_params(unravel(flat), critic), obs, method=ActorCritic.policy)
 
-    def dist_at(flat, obs):
-        return make_dist(policy_outputs(flat, obs), learner.discrete)
-
+def policy_objectives(config: Config, discrete: bool, outputs, flat_old, data, forward_mode: bool = True):
+    """``(surrogate, mean_kl, fisher)`` of the policy whose distribution parameters on ``data`` are
+    ``outputs(flat, data)`` (logits, or (mean, log_std)): the surrogate ``L = mean(pi/pi_old * A)`` (TRPO eq. 14,
+    sample-based), the mean KL(pi_old || pi) from the policy at ``flat_old``, and ``fisher(flat)``, the
+    Fisher-vector products of that KL on every (1 / fvp_fraction)-th entry of ``data``'s leading axis (TRPO
+    sec. 6: 10%; rows, or a recurrent policy's whole sequences; ``forward_mode``: as in ``fisher_vector_product``)."""
+    dist_at = lambda flat, d: make_dist(outputs(flat, d), discrete)
     adv = normalize_advantages(data.advantages) if config.normalize_advantages else data.advantages
-    old = jax.tree.map(jax.lax.stop_gradient, dist_at(flat_old, data.obs))
+    old = jax.tree.map(jax.lax.stop_gradient, dist_at(flat_old, data))
 
     def surrogate(flat):
-        return jnp.mean(jnp.exp(dist_at(flat, data.obs).log_prob(data.actions) - data.old_log_probs) * adv)
+        return jnp.mean(jnp.exp(dist_at(flat, data).log_prob(data.actions) - data.old_log_probs) * adv)
 
     def mean_kl(flat):
-        return old.kl(dist_at(flat, data.obs)).mean()
+        return old.kl(dist_at(flat, data)).mean()
 
-    def fisher(flat):  # Fisher-vector products on every (1 / fvp_fraction)-th row (TRPO sec. 6: 10%)
+    def fisher(flat):
         stride = max(1, round(1.0 / config.fvp_fraction))
-        sub_obs, sub_old = data.obs[::stride], jax.tree.map(lambda x: x[::stride], old)
-        return fisher_vector_product(lambda f: policy_outputs(f, sub_obs), flat,
-                                     lambda z: sub_old.kl(make_dist(z, learner.discrete)).mean(), config.cg_damping)
+        sub, sub_old = jax.tree.map(lambda x: x[::stride], (data, old))
+        return fisher_vector_product(lambda f: outputs(f, sub), flat,
+                                     lambda z: sub_old.kl(make_dist(z, discrete)).mean(), config.cg_damping,
+                                     forward_mode)
 
+    return surrogate, mean_kl, fisher
+
+
+def policy_step(config: Config, learner: Learner, outputs, flat_old, opt_state, data, forward_mode: bool = True):
+    """One step of ``config.method`` on ``policy_objectives``; returns ``(flat, opt_state, metrics)`` (surrogate
+    gain, mean KL, entropy, backtracks)."""
+    surrogate, mean_kl, fisher = policy_objectives(config, learner.discrete, outputs, flat_old, data, forward_mode)
     grad = jax.grad(surrogate)(flat_old)  # the policy gradient: equal to that of mean(log pi * A) at pi_old
     step = POLICY_STEPS[config.method]
     flat, opt_state, backtracks = step(config, learner, flat_old, grad, opt_state, fisher, surrogate, mean_kl)
-    new = dist_at(flat, data.obs)
-    metrics = dict(surrogate_gain=surrogate(flat) - surrogate(flat_old), kl=old.kl(new).mean(),
-                   entropy=new.entropy().mean(), backtracks=backtracks.astype(jnp.float32))
-    return unravel(flat), opt_state, metrics
+    metrics = dict(surrogate_gain=surrogate(flat) - surrogate(flat_old), kl=mean_kl(flat),
+                   entropy=make_dist(outputs(flat, data), learner.discrete).entropy().mean(),
+                   backtracks=backtracks.astype(jnp.float32))
+    return flat, opt_state, metrics
 
 
 def trpo_step(config: Config, learner, flat, grad, opt_state, fisher, surrogate, mean_kl):
@@ -206,25 +219,32 @@ def fit_value(config: Config, learner: Learner, actor, critic, opt_state, data: 
     def values(c, obs):
         return learner.network.apply(join_params(actor, c), obs, method=ActorCritic.value)
 
-    def loss(c, obs, targets):
-        return 0.5 * jnp.mean(jnp.square(values(c, obs) - targets))
-
     if config.vf_fit == "trust_region":
         critic = value_trust_region_step(config, values, critic, data)
     else:
-        def minibatch_step(state, mb):
-            c, s = state
-            grads = jax.grad(loss)(c, mb.obs, mb.targets)
-            updates, s = learner.optimizer[1].update(grads, s)
-            return (optax.apply_updates(c, updates), s), None
+        critic, opt_state = value_epochs(config, lambda c, mb: values(c, mb.obs), learner.optimizer[1], critic,
+                                         opt_state, data, key)
+    return critic, opt_state, 0.5 * jnp.mean(jnp.square(values(critic, data.obs) - data.targets))
 
-        def epoch(state, perm):
-            mbs = shuffled_minibatches(perm, data, data.obs.shape[0] // config.vf_minibatch_size)
-            return jax.lax.scan(minibatch_step, state, mbs)[0], None
 
-        perms = epoch_permutations(key, config.vf_epochs, data.obs.shape[0])
-        (critic, opt_state), _ = jax.lax.scan(epoch, (critic, opt_state), perms)
-    return critic, opt_state, loss(critic, data.obs, data.targets)
+def value_epochs(config: Config, values, optimizer, critic, opt_state, data, key):
+    """``vf_epochs`` epochs of ``optimizer`` on ``0.5 mean (values(critic, minibatch) - targets)^2`` over shuffled
+    minibatches of ``vf_minibatch_size`` entries of ``data``'s leading axis (rows, or a recurrent critic's whole
+    sequences); returns ``(critic, opt_state)``."""
+    def loss(c, mb):
+        return 0.5 * jnp.mean(jnp.square(values(c, mb) - mb.targets))
+
+    def minibatch_step(state, mb):
+        c, s = state
+        updates, s = optimizer.update(jax.grad(loss)(c, mb), s)
+        return (optax.apply_updates(c, updates), s), None
+
+    def epoch(state, perm):
+        mbs = shuffled_minibatches(perm, data, data.obs.shape[0] // config.vf_minibatch_size)
+        return jax.lax.scan(minibatch_step, state, mbs)[0], None
+
+    perms = epoch_permutations(key, config.vf_epochs, data.obs.shape[0])
+    return jax.lax.scan(epoch, (critic, opt_state), perms)[0]
 
 
 def value_trust_region_step(config: Config, values, critic, data: UpdateData):

@@ -47,16 +47,25 @@ def hessian_vector_product(f: Callable, x, damping: float = 0.0):
     return lambda v: hvp(v) + damping * v
 
 
-def fisher_vector_product(outputs_fn: Callable, x, kl_of_outputs: Callable, damping: float = 0.0):
+def fisher_vector_product(outputs_fn: Callable, x, kl_of_outputs: Callable, damping: float = 0.0,
+                          forward_mode: bool = True):
     """``v -> (F + damping I) v`` with ``F`` the Hessian at ``x`` of ``kl_of_outputs(outputs_fn(x))``, a KL
     from fixed old outputs (distribution parameters, or values for the GAE value fit) that is minimal,
     zero, at ``x``. There the Hessian is ``J^T H_z J`` exactly (the term with the KL's gradient in ``z``
     vanishes): ``J v`` by a forward-mode pass, ``H_z`` by forward-over-reverse autodiff of the KL in the
     outputs ``z`` (per-sample, cheap), ``J^T`` by the transposed pass. Each product costs about one
     gradient; forward-over-reverse through the network (``hessian_vector_product``) costs about two.
-    Pearlmutter 1994; Martens 2014 (generalised Gauss-Newton)."""
-    z, jvp = jax.linearize(outputs_fn, x)
-    vjp = jax.linear_transpose(jvp, x)
+    Pearlmutter 1994; Martens 2014 (generalised Gauss-Newton).
+
+    ``forward_mode=False``: ``J^T`` is the reverse pass and ``J v`` its transpose, for an ``outputs_fn``
+    with a custom VJP and no forward mode (``core.recurrent``'s GRU unroll)."""
+    if forward_mode:
+        z, jvp = jax.linearize(outputs_fn, x)
+        vjp = jax.linear_transpose(jvp, x)
+    else:
+        z, vjp = jax.vjp(outputs_fn, x)
+        transposed = jax.linear_transpose(vjp, z)
+        jvp = lambda v: transposed((v,))[0]
     _, hz = jax.linearize(jax.grad(kl_of_outputs), z)
     return lambda v: vjp(hz(jvp(v)))[0] + damping * v
 
