@@ -23,7 +23,9 @@ BASIC = ("CartPoleBalancing-rllab", "CartPoleSwingUp-rllab", "MountainCar-rllab"
          "DoubleInvertedPendulum-rllab")
 PARTIAL = tuple(f"{t}-{v}" for v in ("LS", "NO", "SI") for t in BASIC[:4])
 LOCOMOTION = ("Swimmer-v5", "Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5")
-GROUPS = {"basic": BASIC, "partial": PARTIAL, "locomotion": LOCOMOTION}
+HIERARCHICAL = ("PointGather-rllab", "PointMaze-rllab", "SwimmerGather-rllab", "AntGather-rllab", "SwimmerMaze-rllab",
+                "AntMaze-rllab")
+GROUPS = {"basic": BASIC, "partial": PARTIAL, "locomotion": LOCOMOTION, "hierarchical": HIERARCHICAL}
 ALGOS = ("trpo", "tnpg", "vpg", "cem", "cmaes", "rwr", "reps", "ddpg")
 
 # The library's pre-benchmark methods at the paper's settings (each has a grid in the paper; the value
@@ -137,7 +139,7 @@ def write_table(out: Path, trials: list) -> dict:
 def main(argv) -> int:
     p = argparse.ArgumentParser(prog="surrogate bench rllab", description=__doc__.split("\n")[0])
     p.add_argument("--algos", nargs="+", default=["all"], help=f"of {', '.join(ALGOS)}, or all")
-    p.add_argument("--tasks", nargs="+", default=["basic"], help="env ids, or groups: basic, partial, locomotion")
+    p.add_argument("--tasks", nargs="+", default=["basic"], help="env ids, or groups: basic, partial, locomotion, hierarchical")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="base random seed (each trial splits it into --seeds keys)")
     p.add_argument("--iterations", type=int, default=500)
