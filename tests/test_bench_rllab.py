@@ -87,3 +87,32 @@ def test_ray_grid_survives_a_killed_worker_and_resumes(tmp_path):
     summary = rllab.write_table(tmp_path, trials)
     r = summary["CartPole-v1"]["trpo"]
     assert r["seeds"] == 2 and r["mean"] > 0 and (tmp_path / "curves.png").is_file()
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_trial_cut_off_continues_from_its_checkpoint(tmp_path, monkeypatch):
+    from surrogate import checkpoint
+
+    trial = dict(name="trpo__CartPole-v1", algo="trpo", task="CartPole-v1", seeds=2, seed=3, iterations=4,
+                 batch=1000, ddpg_steps=1)
+    whole = rllab.run_trial(trial)
+    save = checkpoint.save
+
+    def save_then_stop(*args):  # the worker dies right after its first checkpoint
+        save(*args)
+        raise Stop
+
+    monkeypatch.setattr(checkpoint, "save", save_then_stop)
+    with pytest.raises(Stop):
+        rllab.run_trial(trial, checkpoint_dir=tmp_path, chunks=2)
+    saved_at = []
+    monkeypatch.setattr(checkpoint, "save", lambda *args: (saved_at.append(args[-1]), save(*args)))
+    assert (tmp_path / "trpo__CartPole-v1.msgpack").is_file()
+    resumed = rllab.run_trial(trial, checkpoint_dir=tmp_path, chunks=2)
+    assert saved_at == [4]  # it ran only the second chunk
+    assert resumed["iteration_returns"] == whole["iteration_returns"]
+    assert resumed["average_return_per_seed"] == whole["average_return_per_seed"]
+    assert not (tmp_path / "trpo__CartPole-v1.msgpack").exists()

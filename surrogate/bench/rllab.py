@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 from surrogate.bench import grid, table
@@ -88,15 +89,30 @@ def make_env(task: str):
     return envs.make(task, max_episode_steps=500) if task in LOCOMOTION else envs.make(task)
 
 
-def run_trial(trial: dict) -> dict:
-    """One algorithm on one task, ``trial["seeds"]`` seeds: the per-seed paper metric and curves."""
+def run_trial(trial: dict, checkpoint_dir: Path | None = None, chunks: int = 20) -> dict:
+    """One algorithm on one task, ``trial["seeds"]`` seeds: the per-seed paper metric and curves.
+
+    With ``checkpoint_dir``, the trial's whole state is saved there after each of ``chunks`` chunks of its
+    iterations, and a trial that finds its checkpoint continues from it (the same trajectory on JAX envs)."""
     import jax
 
+    from surrogate import checkpoint
     from surrogate.algos import get
+    from surrogate.runtime.train import TrainResult
 
     algo, env = get(trial["algo"]), make_env(trial["task"])
     config = protocol_config(algo, env, trial["iterations"], trial["batch"], trial["ddpg_steps"])
-    result = algo.train(config, env, jax.random.PRNGKey(trial["seed"]), seeds=trial["seeds"])
+    key, seeds = jax.random.PRNGKey(trial["seed"]), trial["seeds"]
+    path = Path(checkpoint_dir) / f"{trial['name']}.msgpack" if checkpoint_dir else None
+    previous = None
+    if path is not None and path.is_file():
+        state, history, _ = checkpoint.load(path, algo.state_template(config, env, key, seeds))
+        previous = TrainResult(state, history, algo.steps_per_iteration(config, env))
+    save = (lambda r, done: checkpoint.save(path, r.state, r.history, done)) if path is not None else None
+    result = algo.train(config, env, key, seeds=seeds, resume=previous, logger=save,
+                        chunk_updates=max(1, algo.num_iterations(config) // chunks))
+    if path is not None:
+        path.unlink(missing_ok=True)
     h = result.history
     sums, counts = h["episode_return_sum"], h["episode_count"]
     return dict(average_return_per_seed=table.average_return(sums, counts).tolist(),
@@ -156,8 +172,8 @@ def main(argv) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}.")
     trials, out = make_trials(a), Path(a.out)
     if not a.table_only:
-        report = grid.run_grid(run_trial, trials, out, address=a.address, num_cpus=a.num_cpus,
-                               cpus_per_trial=a.cpus_per_trial)
+        report = grid.run_grid(partial(run_trial, checkpoint_dir=(out / "checkpoints").resolve()), trials, out,
+                               address=a.address, num_cpus=a.num_cpus, cpus_per_trial=a.cpus_per_trial)
         print(f"ran {len(report['ran'])}, skipped {len(report['skipped'])} finished, failed {len(report['failed'])}")
     write_table(out, trials)
     print((out / "table.md").read_text(), end="")
