@@ -21,6 +21,7 @@ import os
 ORIG_ENV = dict(os.environ)
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -78,10 +79,11 @@ def raw_rate(env, num_envs: int, steps: int, repeats: int) -> float:
 def trial_rate(algo_name: str, task: str, seeds: int, iterations: int, batch: int, repeats: int) -> dict:
     algo, env = get(algo_name), rllab.make_env(task)
     config = rllab.protocol_config(algo, env, iterations=max(iterations, 2), batch=batch, ddpg_steps=10 ** 9)
-    if algo.name in rllab.OFF_POLICY:  # one update per step: time a shorter stretch of the same program
-        config = config.__class__(**{**config.__dict__, "total_steps": iterations * 2_000})
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     n = min(iterations, algo.num_iterations(config))
+    if algo.name in rllab.OFF_POLICY:  # one update per env step: time 2,000 steps past the warm-up
+        n = 2_000 // algo.steps_per_iteration(config, env)
+        config = dataclasses.replace(config, learning_starts=config.batch_size)  # (train from the start)
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
     program = jax_driver.train_program(algo, config, env, seeds, n)
     runner = jax_driver.initial_state(algo, config, env, keys)
     t = time.perf_counter()
@@ -133,9 +135,12 @@ def main():
         a.tasks, a.algos, a.seeds, a.batch, a.repeats = a.tasks[:1], a.algos[:2], 1, 1000, 1
     f = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else {}
     if "grid" not in a.skip:
-        grid = grid_speed(a)
+        grid = f.get("grid", {})  # merged with earlier invocations' tasks and algorithms
+        for task, row in grid_speed(a).items():
+            grid[task] = {**grid.get(task, {}), **row}
         f["grid"] = grid
-        fractions = {f"{al}__{t}": grid[t][al]["fraction_of_raw"] for t in a.tasks for al in a.algos}
+        fractions = {f"{al}__{t}": r["fraction_of_raw"] for t, row in grid.items() for al, r in row.items()
+                     if isinstance(r, dict)}
         f["grid_fraction_of_raw"] = min(fractions.values())
         f["grid_fraction_of_raw_per_trial"] = fractions
         f["grid_setting"] = dict(seeds=a.seeds, batch=a.batch, iterations=a.iterations, repeats=a.repeats)
