@@ -56,7 +56,18 @@ def test_cli_bad_grid_exits_2_before_starting_ray(tmp_path, capsys):
     assert not (tmp_path / "trials").exists()
 
 
-def test_ray_grid_survives_a_killed_worker_and_resumes(tmp_path):
+def test_partial_tasks_run_the_recurrent_variants_for_300_iterations():
+    a = argparse.Namespace(algos=["trpo", "cem"], tasks=["CartPoleBalancing-rllab-NO", "MountainCar-rllab"], seeds=1,
+                           seed=0, iterations=None, batch=50_000, ddpg_steps=1)
+    runs = {t["name"]: (t["runs"], t["iterations"]) for t in rllab.make_trials(a)}
+    assert runs == {"trpo__CartPoleBalancing-rllab-NO": ("recurrent_trpo", 300),
+                    "cem__CartPoleBalancing-rllab-NO": ("cem", 300),
+                    "trpo__MountainCar-rllab": ("trpo", 500), "cem__MountainCar-rllab": ("cem", 500)}
+
+
+def test_ray_grid_survives_a_killed_worker_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out: Ray runs trials in their own working directories
+    out = tmp_path / "grid"
     a = argparse.Namespace(algos=["trpo", "vpg"], tasks=["CartPole-v1", "Pendulum-v1"], seeds=2, seed=0,
                            iterations=2, batch=1000, ddpg_steps=1)
     trials = rllab.make_trials(a)
@@ -66,7 +77,7 @@ def test_ray_grid_survives_a_killed_worker_and_resumes(tmp_path):
     def kill_first_trial():  # the first trial that starts: SIGKILL its worker process mid-way
         deadline = time.time() + 300
         while time.time() < deadline and not killed:
-            for f in sorted((tmp_path / "running").glob("*.pid")) if (tmp_path / "running").exists() else []:
+            for f in sorted((out / "running").glob("*.pid")) if (out / "running").exists() else []:
                 try:
                     os.kill(int(f.read_text()), signal.SIGKILL)
                     killed.append(f.stem)
@@ -77,16 +88,16 @@ def test_ray_grid_survives_a_killed_worker_and_resumes(tmp_path):
 
     killer = threading.Thread(target=kill_first_trial)
     killer.start()
-    first = grid.run_grid(rllab.run_trial, trials, tmp_path, num_cpus=2, log=lambda m: None)
+    first = grid.run_grid(rllab.run_trial, trials, "grid", num_cpus=2, log=lambda m: None)
     killer.join()
     assert killed and first["failed"] == killed and len(first["ran"]) == 3
-    done = {n: grid.trial_path(tmp_path, n).stat().st_mtime_ns for n in first["ran"]}
-    second = grid.run_grid(rllab.run_trial, trials, tmp_path, num_cpus=2, log=lambda m: None)
+    done = {n: grid.trial_path(out, n).stat().st_mtime_ns for n in first["ran"]}
+    second = grid.run_grid(rllab.run_trial, trials, "grid", num_cpus=2, log=lambda m: None)
     assert second["ran"] == killed and sorted(second["skipped"]) == sorted(done) and not second["failed"]
-    assert {n: grid.trial_path(tmp_path, n).stat().st_mtime_ns for n in done} == done  # not redone
-    summary = rllab.write_table(tmp_path, trials)
+    assert {n: grid.trial_path(out, n).stat().st_mtime_ns for n in done} == done  # not redone
+    summary = rllab.write_table(out, trials)
     r = summary["CartPole-v1"]["trpo"]
-    assert r["seeds"] == 2 and r["mean"] > 0 and (tmp_path / "curves.png").is_file()
+    assert r["seeds"] == 2 and r["mean"] > 0 and (out / "curves.png").is_file()
 
 
 class Stop(Exception):
@@ -96,7 +107,7 @@ class Stop(Exception):
 def test_a_trial_cut_off_continues_from_its_checkpoint(tmp_path, monkeypatch):
     from surrogate import checkpoint
 
-    trial = dict(name="trpo__CartPole-v1", algo="trpo", task="CartPole-v1", seeds=2, seed=3, iterations=4,
+    trial = dict(name="trpo__CartPole-v1", algo="trpo", runs="trpo", task="CartPole-v1", seeds=2, seed=3, iterations=4,
                  batch=1000, ddpg_steps=1)
     whole = rllab.run_trial(trial)
     save = checkpoint.save

@@ -57,7 +57,7 @@ def run_grid(run_trial: Callable, trials: list, out: Path, *, address: str | Non
     names = [t["name"] for t in trials]
     if len(set(names)) != len(names):
         raise ConfigError("Trial names must be unique; two trials of the grid share a name.")
-    out = Path(out)
+    out = Path(out).resolve()  # Ray Tune runs each trial in its own working directory
     done = {t["name"] for t in finished(out, trials)}
     pending = [t for t in trials if t["name"] not in done]
     for name in sorted(done):

@@ -6,7 +6,8 @@ Protocol (../shared/paper-tables.md, "rllab benchmark", from the authors' script
 iteration, horizon 500, 500 iterations, gamma 0.99, the 100-50-25 tanh Gaussian policy, GAE lambda 1;
 per algorithm the settings of its ``rllab`` preset, or ``PROTOCOL`` below for the methods that predate
 this benchmark in the library. A trial is one algorithm on one task with all its seeds (vmapped on JAX
-envs); its cell is the paper's metric (``table.average_return``) over the seeds. DDPG makes one update
+envs); its cell is the paper's metric (``table.average_return``) over the seeds. On the partially
+observed tasks TRPO, TNPG and VPG run their recurrent variants (``RECURRENT``) for 300 iterations. DDPG makes one update
 per env step, so its trials stop at ``--ddpg-steps`` (1M by default; the paper ran 25M).
 """
 import argparse
@@ -42,6 +43,19 @@ PROTOCOL = {
     "cem": dict(_NET, population_size=100, elite_frac=0.1, init_std=1.0, extra_std=0.1, extra_decay_time=250.0),
 }
 OFF_POLICY = ("ddpg",)
+# The partially observed tasks (the paper: a 32-unit recurrent policy, 300 iterations): the gradient methods
+# run their recurrent variants (a GRU where the paper had an LSTM); the others keep their MLP policies.
+RECURRENT = {"trpo": "recurrent_trpo", "tnpg": "recurrent_tnpg", "vpg": "recurrent_vpg"}
+PARTIAL_ITERATIONS = 300
+
+
+def runs_as(algo: str, task: str) -> str:
+    """The registered algorithm a trial of column ``algo`` runs on ``task``."""
+    return RECURRENT.get(algo, algo) if task in PARTIAL else algo
+
+
+def iterations_for(task: str, iterations: int | None) -> int:
+    return iterations if iterations is not None else (PARTIAL_ITERATIONS if task in PARTIAL else 500)
 
 # Published cells (mean, std) or means alone (../shared/paper-tables.md: TRPO's column, found so far).
 PAPER = {
@@ -100,7 +114,7 @@ def run_trial(trial: dict, checkpoint_dir: Path | None = None, chunks: int = 20)
     from surrogate.algos import get
     from surrogate.runtime.train import TrainResult
 
-    algo, env = get(trial["algo"]), make_env(trial["task"])
+    algo, env = get(trial["runs"]), make_env(trial["task"])
     config = protocol_config(algo, env, trial["iterations"], trial["batch"], trial["ddpg_steps"])
     key, seeds = jax.random.PRNGKey(trial["seed"]), trial["seeds"]
     path = Path(checkpoint_dir) / f"{trial['name']}.msgpack" if checkpoint_dir else None
@@ -131,11 +145,12 @@ def make_trials(a) -> list:
     from surrogate.algos import get
 
     tasks, algos = expand(a.tasks, GROUPS), expand(a.algos, {"all": ALGOS})
-    for al in algos:  # every config is made (and validated) here, before a trial starts
-        for t in tasks:
-            protocol_config(get(al), make_env(t), a.iterations, a.batch, a.ddpg_steps)
-    return [dict(name=f"{al}__{t}", algo=al, task=t, seeds=a.seeds, seed=a.seed, iterations=a.iterations,
-                 batch=a.batch, ddpg_steps=a.ddpg_steps) for t in tasks for al in algos]
+    trials = [dict(name=f"{al}__{t}", algo=al, runs=runs_as(al, t), task=t, seeds=a.seeds, seed=a.seed,
+                   iterations=iterations_for(t, a.iterations), batch=a.batch, ddpg_steps=a.ddpg_steps)
+              for t in tasks for al in algos]
+    for tr in trials:  # every config is made (and validated) here, before a trial starts
+        protocol_config(get(tr["runs"]), make_env(tr["task"]), tr["iterations"], tr["batch"], tr["ddpg_steps"])
+    return trials
 
 
 def write_table(out: Path, trials: list) -> dict:
@@ -158,7 +173,7 @@ def main(argv) -> int:
     p.add_argument("--tasks", nargs="+", default=["basic"], help="env ids, or groups: basic, partial, locomotion, hierarchical")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="base random seed (each trial splits it into --seeds keys)")
-    p.add_argument("--iterations", type=int, default=500)
+    p.add_argument("--iterations", type=int, default=None, help="default: 500, and 300 on the partially observed tasks")
     p.add_argument("--batch", type=int, default=50_000, help="env steps per iteration")
     p.add_argument("--ddpg-steps", type=int, default=1_000_000, help="env steps of a DDPG trial (at most)")
     p.add_argument("--out", default="runs/rllab", help="trial results, table.json/.md, curves.png")
@@ -168,7 +183,7 @@ def main(argv) -> int:
     p.add_argument("--table-only", action="store_true", help="write the table from finished trials, run nothing")
     a = p.parse_args(argv)
     for name in ("seeds", "iterations", "batch", "ddpg_steps"):
-        if getattr(a, name) < 1:
+        if getattr(a, name) is not None and getattr(a, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}.")
     trials, out = make_trials(a), Path(a.out)
     if not a.table_only:
