@@ -241,7 +241,12 @@ def plot(a):
         fig.savefig(OUT_DIR / "aggregate.png", dpi=120)
     import rliable
 
-    write_result(Path(a.out), summary, extra_versions={"rliable": getattr(rliable, "__version__", "1.2.0")})
+    out = Path(a.out)
+    old = json.loads(out.read_text()) if out.exists() else {}
+    speed = {k: v for k, v in old.items() if k not in summary and k not in ("command", "date", "machine", "versions")}
+    if "speedup_vs_rejax_sps" in old and "speed_command" not in old:  # the speed figures keep their provenance
+        speed.update(speed_command=old["command"], speed_date=old["date"])
+    write_result(out, {**speed, **summary}, extra_versions={"rliable": getattr(rliable, "__version__", "1.2.0")})
     log(f"wrote {a.out}, {OUT_DIR / 'curves.png'}, {OUT_DIR / 'aggregate.png'}")
 
 

@@ -259,6 +259,53 @@ def q_minatar() -> str:
                             "speedup_vs_rejax_sps", "≥ 1.0×"),
                  _ratio_row(d, "total training steps/s, 16 seeds", ("our_sps_total_sixteen_seeds",),
                             ("rejax_sps_total_sixteen_seeds",), "sixteen_seeds_speedup_vs_rejax", "≥ 1.8×")]
+        if "speed_command" in d:
+            rows.append(f"\n_speed: {d['speed_date']}, `{d['speed_command']}`_")
+    rows.append(_footer(d))
+    return "\n".join(rows)
+
+
+def atari() -> str:
+    d, envs = _load("atari"), _load("atari_envs")
+    if not d:
+        return "_not measured yet: run `python benchmarks/atari.py --speed`_"
+    po, ps = d["ours_profile_s_per_iteration"], d["sb3_profile_s_per_iteration"]
+    rows = ["| PPO on ALE/Pong-v5, CleanRL's ppo_atari settings (8 envs x 128 steps) | ours / SB3 2.9.2 CnnPolicy "
+            "| ratio | target |", "|---|---|---|---|",
+            _ratio_row(d, "training steps/s", ("ours_sps",), ("sb3_sps",), "speedup_vs_sb3_sps", "≥ 1.0×"),
+            f"| fraction of the raw AtariVectorEnv rate ({_sps(d['raw_vector_ale_sps'])} steps/s) "
+            f"| {d['fraction_of_raw']:.3f} | | |",
+            f"| seconds per iteration: env / acting / update | {po['env_s']:.2f} / {po['act_s']:.2f} / "
+            f"{po['update_s']:.2f} vs {ps['env_s']:.2f} / {ps['act_s']:.2f} / {ps['update_s']:.2f} | | |"]
+    if envs:
+        rows.append(f"| Atari vector env, 8 envs: ale-py `AtariVectorEnv` / Gymnasium async | "
+                    f"{_sps(envs['ale_vector_sps'])} / {_sps(envs['gymnasium_async_sps'])} "
+                    f"| {envs['speedup_ale_vector']:.2f}× | the faster is used |")
+    rows.append(_footer(d))
+    return "\n".join(rows)
+
+
+def rllab_speed() -> str:
+    d = _load("rllab_speed")
+    if not d:
+        return "_not measured yet: run `python benchmarks/rllab_speed.py`_"
+    rows = ["| trial (5 seeds, 100 envs x 500 steps each) | training steps/s | raw env steps/s | fraction of raw "
+            "| collecting alone / raw | learn's share of the time |", "|---|---|---|---|---|---|"]
+    for task, row in d.get("grid", {}).items():
+        raw = row["raw_steps_per_s"]
+        for algo, r in row.items():
+            if isinstance(r, dict):
+                rows.append(f"| `{algo}` on {task} | {_sps(r['steps_per_s'])} | {_sps(raw)} | {r['fraction_of_raw']:.4f} "
+                            f"| {r['collect_only_steps_per_s'] / raw:.3f} | {r['learn_share']:.0%} |")
+    c, g = d.get("cmaes", {}), d.get("ddpg", {})
+    rows += ["", "| figure | ours / peer | ratio | target |", "|---|---|---|---|",
+             f"| smallest trial fraction of the raw env rate | | {d.get('grid_fraction_of_raw', 0):.4f} | ≥ 0.5 |"]
+    if c:
+        rows.append(_ratio_row(c, "CMA-ES candidates/s: ours / `cma` 4.5.0 around our jitted evaluation",
+                               ("ours_candidates_per_s",), ("cma_candidates_per_s",), "speedup_vs_cma", "≥ 5×"))
+    if g:
+        rows.append(_ratio_row(g, "DDPG training steps/s, SB3 defaults, Pendulum-v1: ours / SB3 2.9.2",
+                               ("our_sps",), ("sb3_sps",), "speedup_vs_sb3_sps", "≥ 10×"))
     rows.append(_footer(d))
     return "\n".join(rows)
 
@@ -288,7 +335,7 @@ def recurrent_cartpole() -> str:
 TABLES = {"trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
           "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
           "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole, "q_cartpole": q_cartpole, "deep_sea": deep_sea, "q_minatar": q_minatar,
-          "recurrent_cartpole": recurrent_cartpole}
+          "recurrent_cartpole": recurrent_cartpole, "atari": atari, "rllab_speed": rllab_speed}
 FILES = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
 
 
