@@ -24,6 +24,7 @@ def test_average_return_is_over_all_trajectories_of_all_iterations():
     np.testing.assert_allclose(table.average_return(sums, counts), [40 / 3, 15 / 5])
     it = table.iteration_returns(sums, counts)
     assert np.isnan(it[0, 1]) and it[0, 2] == 15.0
+    np.testing.assert_allclose(table.iteration_average(sums, counts), [(10 + 15) / 2, (5 + 5 + 5 / 3) / 3])
 
 
 def test_bold_is_the_best_and_those_welch_does_not_separate_from_it():

@@ -24,6 +24,15 @@ def iteration_returns(return_sums, counts) -> np.ndarray:
     return np.where(counts > 0, return_sums / np.maximum(counts, 1), np.nan)
 
 
+def iteration_average(return_sums, counts) -> np.ndarray:
+    """Per seed: the mean over iterations of each iteration's average return (the mean of rllab's logged
+    ``AverageReturn`` column). Unlike ``average_return`` it does not weight the early iterations, whose
+    many short failed episodes dominate a per-trajectory average on tasks with early termination."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(iteration_returns(return_sums, counts), axis=-1)
+
+
 def welch_p(a, b) -> float:
     """Two-sided p-value of Welch's t-test (unequal variances); 1.0 when either side has < 2 seeds."""
     from scipy import stats
@@ -45,15 +54,16 @@ def bold_set(cells: dict, alpha: float = 0.05) -> set:
     return {k for k, v in scored.items() if k == best or welch_p(scored[best], v) >= alpha}
 
 
-def summarise(results: list, tasks: list, algos: list, paper: dict) -> dict:
-    """``{task: {algo: {mean, std, seeds, per_seed, paper, bold}}}`` from trial results (``per_seed``)."""
+def summarise(results: list, tasks: list, algos: list, paper: dict, metric: str = "average_return_per_seed") -> dict:
+    """``{task: {algo: {mean, std, seeds, per_seed, paper, bold}}}`` from trial results (``metric``: the
+    per-seed key, ``average_return_per_seed`` (the paper's formula) or ``iteration_average_per_seed``)."""
     by = {(r["trial"]["task"], r["trial"]["algo"]): r for r in results}
     table = {}
     for task in tasks:
         row = {}
         for algo in algos:
             r = by.get((task, algo))
-            per_seed = [float(x) for x in r["average_return_per_seed"]] if r else []
+            per_seed = [float(x) for x in r[metric]] if r and metric in r else []
             row[algo] = dict(per_seed=per_seed, seeds=len(per_seed),
                              mean=float(np.mean(per_seed)) if per_seed else None,
                              std=float(np.std(per_seed)) if per_seed else None,
