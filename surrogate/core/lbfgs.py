@@ -19,9 +19,10 @@ def lbfgs_minimize(fun, x0, iters: int, memory: int = 10, patience: int | None =
 
     The value and gradient at each new point are the ones the zoom line search computed there (carried in
     the loop, never recomputed: ``optax.value_and_grad_from_state``'s ``lax.cond`` would, under ``vmap``
-    over seeds, evaluate the gradient again every iteration). The loop is a ``lax.while_loop``, so
-    iterations after convergence cost nothing: on REPS's dual the zoom line search spent its 20 steps on
-    each of the ~40 iterations after float32 convergence, 10x the evaluations of the useful ones."""
+    over seeds, evaluate the gradient again every iteration). The loop is a ``lax.while_loop``, so with
+    ``patience`` the iterations after convergence cost nothing: on REPS's dual the zoom line search spends
+    its 20 steps on each of the ~40 iterations after float32 convergence (10x the useful evaluations), but
+    ``patience=2`` there also stopped 2 of 15 vmapped duals early, 7-11 above the full run's minimum."""
     flat0, unravel = ravel_pytree(x0)
     f = lambda flat: fun(unravel(flat))
     opt = optax.lbfgs(memory_size=memory)
