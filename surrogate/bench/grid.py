@@ -41,7 +41,7 @@ def run_and_write(run_trial: Callable, out: Path, trial: dict) -> dict:
     pid.parent.mkdir(parents=True, exist_ok=True)
     pid.write_text(str(os.getpid()))
     t0 = time.perf_counter()
-    result = {"trial": trial, **run_trial(trial), "wall_s": None}
+    result = {"trial": trial, **run_trial(trial)}
     result["wall_s"] = time.perf_counter() - t0
     atomic_write(trial_path(out, trial["name"]), (json.dumps(result, indent=1) + "\n").encode())
     pid.unlink(missing_ok=True)

@@ -14,11 +14,8 @@ import argparse
 import dataclasses
 import json
 import time
-import warnings
 from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 from surrogate.bench import grid, table
 from surrogate.checkpoint import atomic_write
@@ -162,9 +159,7 @@ def write_table(out: Path, trials: list) -> dict:
     results = grid.load_results(out, trials)
     for r in results:  # (trials written before this metric was recorded)
         if "iteration_average_per_seed" not in r:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                r["iteration_average_per_seed"] = np.nanmean(np.asarray(r["iteration_returns"], float), axis=1).tolist()
+            r["iteration_average_per_seed"] = table.nanmean(r["iteration_returns"], axis=1).tolist()
     tasks = list(dict.fromkeys(t["task"] for t in trials))
     algos = list(dict.fromkeys(t["algo"] for t in trials))
     summary = table.summarise(results, tasks, algos, PAPER)

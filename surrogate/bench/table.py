@@ -28,9 +28,14 @@ def iteration_average(return_sums, counts) -> np.ndarray:
     """Per seed: the mean over iterations of each iteration's average return (the mean of rllab's logged
     ``AverageReturn`` column). Unlike ``average_return`` it does not weight the early iterations, whose
     many short failed episodes dominate a per-trajectory average on tasks with early termination."""
+    return nanmean(iteration_returns(return_sums, counts), axis=-1)
+
+
+def nanmean(x, axis: int) -> np.ndarray:
+    """``np.nanmean`` without the warning for all-NaN slices (iterations where no episode ended stay NaN)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(iteration_returns(return_sums, counts), axis=-1)
+        return np.nanmean(np.asarray(x, np.float64), axis=axis)
 
 
 def welch_p(a, b) -> float:
@@ -116,9 +121,7 @@ def plot_curves(results: list, tasks: list, algos: list, path) -> None:
             if r is None:
                 continue
             c = np.asarray(r["iteration_returns"], np.float64)  # [seeds, iterations]
-            with warnings.catch_warnings():  # iterations where no seed finished an episode stay NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(c, axis=0)
+            mean = nanmean(c, axis=0)
             ax.plot(np.arange(1, len(mean) + 1), mean, label=algo)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("iteration")
