@@ -29,8 +29,8 @@ test-slow: install
 $(PEERS)/.installed:
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
-	$(PEERS)/bin/pip install -q stable-baselines3==2.9.2 sb3-contrib==2.9.2 "gymnasium[mujoco]==1.4.0" mujoco==4.0.0 rejax==0.1.3 gymnax==0.0.9 jax==0.10.2 jaxlib==0.10.2 ale-py==0.12.1 opencv-python-headless==5.0.0.93 2>&1 | grep -v "^WARNING: Location" || true
-	$(PEERS)/bin/python -c "import torch, stable_baselines3, sb3_contrib, rejax, mujoco, ale_py, cv2"
+	$(PEERS)/bin/pip install -q stable-baselines3==2.9.2 sb3-contrib==2.9.2 "gymnasium[mujoco]==1.4.0" mujoco==4.0.0 rejax==0.1.3 gymnax==0.0.9 jax==0.10.2 jaxlib==0.10.2 ale-py==0.12.1 opencv-python-headless==5.0.0.93 torchopt==0.7.3 2>&1 | grep -v "^WARNING: Location" || true
+	$(PEERS)/bin/python -c "import torch, stable_baselines3, sb3_contrib, rejax, mujoco, ale_py, cv2, torchopt"
 	touch $@
 
 bench-peers: $(PEERS)/.installed
