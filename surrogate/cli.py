@@ -100,6 +100,8 @@ def _eval(argv):
     for i, r in enumerate(report["mean_return_per_seed"]):
         print(f"seed {i}: {r:.2f}")
     print(f"mean {report['mean_return']:.2f} +- {report['std_over_seeds']:.2f} ({a.episodes} episodes per seed)")
+    if hasattr(algorithm, "baseline_report"):  # RL²: beside Gittins / the MDP baselines on the same task draws
+        print("\n".join(algorithm.baseline_report(config, env, result, seeds, a.episodes)))
     return 0
 
 

@@ -12,7 +12,7 @@ ALGOS = {"ppo": "surrogate.algos.ppo", "trpo": "surrogate.algos.trpo", "tnpg": "
          "ensemble_voting": "surrogate.algos.q_ensemble:VOTING", "ddpg": "surrogate.algos.ddpg",
          "cmaes": "surrogate.algos.cmaes", "rwr": "surrogate.algos.rwr", "reps": "surrogate.algos.reps",
          "recurrent_trpo": "surrogate.algos.recurrent_trpo:TRPO", "recurrent_tnpg": "surrogate.algos.recurrent_trpo:TNPG",
-         "recurrent_vpg": "surrogate.algos.recurrent_trpo:VPG"}
+         "recurrent_vpg": "surrogate.algos.recurrent_trpo:VPG", "rl2": "surrogate.algos.rl2"}
 
 
 def get(name: str):

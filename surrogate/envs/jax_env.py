@@ -110,11 +110,14 @@ def make_jax_env(env_id: str, **kwargs) -> JaxEnv:
     from surrogate.envs import rllab_hierarchical
     if rllab_hierarchical.is_hierarchical(env_id):  # rllab's food collection and maze with its point robot
         return JaxEnv(*rllab_hierarchical.make(env_id, **kwargs))
+    from surrogate.envs import rl2_tasks
+    if rl2_tasks.is_rl2(env_id):  # RL²'s bandits and tabular MDPs, one gymnax episode per trial
+        return JaxEnv(*rl2_tasks.make(env_id, **kwargs))
     env, params = gymnax.make(env_id, **kwargs)
     return JaxEnv(env_id, env, params)
 
 
 def jax_env_ids():
-    from surrogate.envs import rllab_hierarchical, rllab_partial
+    from surrogate.envs import rl2_tasks, rllab_hierarchical, rllab_partial
     return (list(gymnax.registered_envs) + list(deep_sea.SIZED_IDS) + list(rllab_partial.IDS)
-            + list(rllab_hierarchical.IDS))
+            + list(rllab_hierarchical.IDS) + list(rl2_tasks.IDS))

@@ -1,0 +1,83 @@
+"""RL² on multi-armed Bernoulli bandits: the paper's Table 1 (Duan et al. 2016, arXiv 1611.02779, sec. 4.1)
+with every baseline (helper module ``surrogate.rl2.bandit_baselines``: Random, Gittins, TS, OTS, UCB1,
+eps-Greedy, Greedy, tuned per cell as the paper says) and RL² trained per cell (seeds vmapped), all on the
+same 1000 bandits (arm means ~ U[0, 1]).
+
+  .venv/bin/python benchmarks/rl2_bandits.py [--cells n10_k5,n10_k10] [--seeds 4] [--trials T] [--skip-done]
+
+One file per cell in results/rl2_bandits/<cell>.json, then results/rl2_bandits.json (the cells present) and
+the Markdown table with the paper's cells beside ours. ``--summary``: only rebuild the summary.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from rl2_common import INSTANCES, cell_figures, evaluate_cell, run_cells, summarize, train_cell, with_budget
+
+NAME = "rl2_bandits"
+COLUMNS = ["Random", "Gittins", "TS", "OTS", "UCB1", "eps_greedy", "Greedy"]
+_PAPER = {  # Table 1: Random, Gittins, TS, OTS, UCB1, eps-Greedy, Greedy, RL²
+    (10, 5): (5.0, 6.6, 5.7, 6.5, 6.7, 6.6, 6.6, 6.7), (10, 10): (5.0, 6.6, 5.5, 6.2, 6.7, 6.6, 6.6, 6.7),
+    (10, 50): (5.1, 6.5, 5.2, 5.5, 6.6, 6.5, 6.5, 6.8), (100, 5): (49.9, 78.3, 74.7, 77.9, 78.0, 75.4, 74.8, 78.7),
+    (100, 10): (49.9, 82.8, 76.7, 81.4, 82.4, 77.4, 77.1, 83.5),
+    (100, 50): (49.8, 85.2, 64.5, 67.7, 84.3, 78.3, 78.0, 84.9),
+    (500, 5): (249.8, 405.8, 402.0, 406.7, 405.8, 388.2, 380.6, 401.6),
+    (500, 10): (249.0, 437.8, 429.5, 438.9, 437.1, 408.0, 395.0, 432.5),
+    (500, 50): (249.6, 463.7, 427.2, 437.6, 457.6, 413.6, 402.8, 438.9)}
+CELLS = {f"n{n}_k{k}": dict(zip([*COLUMNS, "RL2"], row)) for (n, k), row in _PAPER.items()}
+TRIALS = {10: 51_200, 100: 51_200, 500: 25_600}  # default training trials per seed, by n
+
+
+def parse(cell: str):
+    n, k = cell.split("_")
+    return int(n[1:]), int(k[1:])
+
+
+def make_config(cell, args):
+    from surrogate.algos import rl2
+
+    n, k = parse(cell)
+    cfg = rl2.Config(task="bandit", arms=k, episodes=n)
+    return with_budget(cfg, args.trials or TRIALS[n]).validate()
+
+
+def compute(cell, cfg, args):
+    from surrogate.algos import rl2
+    from surrogate.rl2 import bandit_baselines as bb
+
+    n, k = parse(cell)
+    env, result, train_s, curve = train_cell(cfg, args.seeds, log)
+    means = bb.draw_bandits(np.random.default_rng(1_000 + 10 * n + k), INSTANCES, k)
+    totals = evaluate_cell(cfg, env, result, args.seeds, rl2.task_arrays(cfg, means))
+    t = time.time()
+    baselines = bb.evaluate_bandit_baselines(means, n, seed=7, tune=True)
+    regrets = {"rl2": float(np.mean([bb.regret(means, s, n) for s in totals]))}
+    return cell_figures(cfg, args.seeds, train_s, curve, totals, baselines, CELLS[cell],
+                        dict(baselines_s=round(time.time() - t, 1), regret=regrets))
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells n<N>_k<K>")
+    p.add_argument("--seeds", type=int, default=4, help="RL² seeds per cell, vmapped (4: two per core)")
+    p.add_argument("--trials", type=int, default=0, help="training trials per seed (0: the default per n)")
+    p.add_argument("--skip-done", action="store_true", help="skip cells whose result file exists")
+    p.add_argument("--summary", action="store_true", help="only rebuild the summary from the cell files")
+    args = p.parse_args(argv)
+    args.cells = [c for c in args.cells.split(",") if c]
+    unknown = [c for c in args.cells if c not in CELLS]
+    if unknown:
+        sys.exit(f"unknown cells {unknown}; available: {', '.join(CELLS)}")
+    if not args.summary:
+        run_cells(NAME, CELLS, make_config, compute, args, log)
+    print(summarize(NAME, CELLS, COLUMNS, lambda c: "n={}, k={}".format(*parse(c))))
+
+
+if __name__ == "__main__":
+    main()

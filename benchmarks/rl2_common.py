@@ -1,0 +1,125 @@
+"""What benchmarks/rl2_bandits.py and benchmarks/rl2_mdps.py share: train RL² on one cell of the paper's
+table (seeds vmapped), evaluate every seed on the same 1000 task draws as the baselines, write one result
+file per cell (an interrupted run loses only the cell in flight), then the summary and a Markdown table.
+
+Duan et al. 2016 (arXiv 1611.02779), Tables 1-2: each cell is the total reward over a trial of n episodes,
+averaged over 1000 task instances. Our RL² figure per cell is the mean over seeds of each seed's mean over
+the 1000 draws (its standard error over seeds beside it); the baselines are computed on the same draws.
+"""
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from common import RESULTS, write_result
+
+INSTANCES = 1000
+
+
+def train_cell(cfg, seeds: int, log, chunk: int = 20):
+    """Train ``seeds`` seeds of RL² with ``cfg`` (one compiled program per chunk of updates); returns the
+    result, the wall time and the learning curve (mean trial total per update, per seed)."""
+    import jax
+
+    from surrogate import envs
+    from surrogate.algos import rl2
+
+    env = envs.make(cfg.env)
+    updates = rl2.ALGO.num_iterations(cfg)
+    t0 = time.time()
+
+    def logger(result, done):
+        h = result.history
+        ret = h["episode_return_sum"][:, -1] / np.maximum(h["episode_count"][:, -1], 1)
+        log(f"  {cfg.env}: update {done}/{updates}, {time.time() - t0:.0f} s, trial totals "
+            + " ".join(f"{r:.2f}" for r in ret))
+
+    result = rl2.ALGO.train(cfg, env, jax.random.PRNGKey(cfg.arms * 1000 + cfg.episodes), seeds=seeds, logger=logger,
+                            chunk_updates=chunk)
+    jax.block_until_ready(result.state)
+    h = result.history
+    curve = h["episode_return_sum"] / np.maximum(h["episode_count"], 1)
+    return env, result, time.time() - t0, curve
+
+
+def evaluate_cell(cfg, env, result, seeds: int, task):
+    """Each seed's trial totals on ``task`` (the baselines' draws), sampling the policy as the paper does."""
+    import jax
+
+    from surrogate.algos import rl2
+
+    out = []
+    for i in range(seeds):
+        params, stats = rl2.ALGO.seed_policy(cfg, result, i)
+        out.append(rl2.evaluate_tasks(cfg, env, params, stats, task, jax.random.PRNGKey(30_000 + i)))
+    return np.stack(out)
+
+
+def cell_figures(cfg, seeds, train_s, curve, totals, baselines, paper_row, extra=None):
+    per_seed = totals.mean(axis=1)
+    stride = max(1, curve.shape[1] // 50)
+    return dict(
+        setting=cfg.env, episodes=cfg.episodes, arms=cfg.arms if cfg.task == "bandit" else None,
+        instances=int(totals.shape[1]), seeds=seeds, rl2_mean=float(per_seed.mean()),
+        rl2_std_err_over_seeds=float(per_seed.std(ddof=1) / np.sqrt(seeds)) if seeds > 1 else None,
+        rl2_per_seed=per_seed.tolist(), rl2_best_seed=float(per_seed.max()),
+        rl2_instance_std_err=float(totals.mean(0).std(ddof=1) / np.sqrt(totals.shape[1])),
+        baselines={k: dict(mean=float(v[0]), std_err=float(v[1]), hp=v[2]) for k, v in baselines.items()},
+        paper=paper_row, paper_rl2=paper_row["RL2"], vs_paper_rl2=float(per_seed.mean() / paper_row["RL2"] - 1),
+        train_s=round(train_s, 1), env_steps_per_seed=int(curve.shape[1] * cfg.batch_size),
+        learning_curve_every=stride, learning_curve=np.round(curve[:, ::stride], 3).tolist(),
+        config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}, **(extra or {}))
+
+
+def summarize(name: str, cells: dict, columns: list, label) -> str:
+    """``results/<name>.json`` from the per-cell files present, and the Markdown table (ours beside the paper)."""
+    folder = RESULTS / name
+    found = {c: json.loads((folder / f"{c}.json").read_text()) for c in cells if (folder / f"{c}.json").is_file()}
+    rows = [f"| setup | {' | '.join(columns)} | RL² ours (seeds) | RL² paper | ours/paper |",
+            "|---" * (len(columns) + 5) + "|"]
+    for c, paper in cells.items():
+        if c not in found:
+            rows.append(f"| {label(c)} | " + " | ".join(f"— ({paper[k]})" for k in columns) + " | not run | "
+                        f"{paper['RL2']} | |")
+            continue
+        r = found[c]
+        base = " | ".join(f"{r['baselines'][k.lower()]['mean']:.1f} ({paper[k]})" if k.lower() in r["baselines"]
+                          else f"— ({paper[k]})" for k in columns)
+        err = f" ± {r['rl2_std_err_over_seeds']:.1f}" if r["rl2_std_err_over_seeds"] is not None else ""
+        rows.append(f"| {label(c)} | {base} | {r['rl2_mean']:.1f}{err} ({r['seeds']}) | {paper['RL2']} | "
+                    f"{r['rl2_mean'] / paper['RL2']:.3f} |")
+    table = "\n".join(rows)
+    write_result(RESULTS / f"{name}.json", dict(
+        cells={c: {k: r[k] for k in ("rl2_mean", "rl2_std_err_over_seeds", "rl2_per_seed", "seeds", "instances",
+                                     "paper_rl2", "vs_paper_rl2", "train_s", "env_steps_per_seed")}
+               | {"baselines": {k: v["mean"] for k, v in r["baselines"].items()}} for c, r in found.items()},
+        missing=[c for c in cells if c not in found], markdown=table,
+        note="each cell: baseline (paper) columns; RL² = mean over seeds of the mean trial total on the same "
+             f"{INSTANCES} draws as the baselines, ± standard error over seeds"))
+    return table
+
+
+def run_cells(name, cells, make_config, compute, args, log=print):
+    """Train and evaluate each cell in ``args.cells`` not yet written (``--skip-done``)."""
+    folder = RESULTS / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in args.cells:
+        path = folder / f"{c}.json"
+        if args.skip_done and path.is_file():
+            log(f"{c}: done already ({path})")
+            continue
+        cfg = make_config(c, args)
+        log(f"{c}: {cfg.env}, {args.seeds} seeds, {cfg.total_steps} steps per seed "
+            f"({cfg.num_envs} trials x {cfg.num_steps} steps per update)")
+        figures = compute(c, cfg, args)
+        write_result(path, figures)
+        log(f"{c}: RL² {figures['rl2_mean']:.2f} (paper {figures['paper_rl2']}), seeds {figures['rl2_per_seed']}, "
+            f"{figures['train_s']:.0f} s -> {path}")
+
+
+def with_budget(cfg, trials: int):
+    """``cfg`` training on ``trials`` trials per seed (rounded to whole updates)."""
+    updates = max(1, trials // cfg.num_envs)
+    return replace(cfg, total_steps=updates * cfg.num_envs * cfg.num_steps)

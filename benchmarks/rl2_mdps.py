@@ -1,0 +1,75 @@
+"""RL² on random tabular MDPs: the paper's Table 2 (Duan et al. 2016, arXiv 1611.02779, sec. 4.2) with every
+baseline (helper module ``surrogate.rl2.mdp_baselines``: Random, PSRL, OPSRL, UCRL2, BEB, eps-Greedy, Greedy,
+tuned per cell) and RL² trained per cell (seeds vmapped), all on the same 1000 MDPs (10 states, 5 actions,
+reward means ~ N(1, 1) with unit-variance Gaussian rewards, flat-Dirichlet transitions, episodes of 10 steps
+from the first state).
+
+  .venv/bin/python benchmarks/rl2_mdps.py [--cells n10,n25] [--seeds 4] [--trials T] [--skip-done]
+
+One file per cell in results/rl2_mdps/<cell>.json, then results/rl2_mdps.json and the Markdown table with the
+paper's cells beside ours. ``--summary``: only rebuild the summary.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from rl2_common import INSTANCES, cell_figures, evaluate_cell, run_cells, summarize, train_cell, with_budget
+
+NAME = "rl2_mdps"
+COLUMNS = ["Random", "PSRL", "OPSRL", "UCRL2", "BEB", "eps_greedy", "Greedy"]
+_PAPER = {10: (100.1, 138.1, 144.1, 146.6, 150.2, 132.8, 134.8, 156.2),
+          25: (250.2, 408.8, 425.2, 424.1, 427.8, 377.3, 368.8, 445.7),
+          50: (499.7, 904.4, 930.7, 918.9, 917.8, 823.3, 769.3, 936.1),
+          75: (749.9, 1417.1, 1449.2, 1427.6, 1422.6, 1293.9, 1172.9, 1428.8),
+          100: (999.4, 1939.5, 1973.9, 1942.1, 1935.1, 1778.2, 1578.5, 1913.7)}
+CELLS = {f"n{n}": dict(zip([*COLUMNS, "RL2"], row)) for n, row in _PAPER.items()}
+TRIALS = 25_600  # default training trials per seed
+
+
+def make_config(cell, args):
+    from surrogate.algos import rl2
+
+    cfg = rl2.Config(task="mdp", episodes=int(cell[1:]), num_envs=128)
+    return with_budget(cfg, args.trials or TRIALS).validate()
+
+
+def compute(cell, cfg, args):
+    from surrogate.algos import rl2
+    from surrogate.envs import rl2_tasks
+    from surrogate.rl2 import mdp_baselines as mb
+
+    n = int(cell[1:])
+    env, result, train_s, curve = train_cell(cfg, args.seeds, log)
+    reward_means, transitions = mb.draw_mdps(np.random.default_rng(2_000 + n), INSTANCES)
+    totals = evaluate_cell(cfg, env, result, args.seeds, rl2.task_arrays(cfg, reward_means, transitions))
+    t = time.time()
+    baselines = mb.evaluate_mdp_baselines(reward_means, transitions, n, rl2_tasks.MDP_HORIZON, seed=7, tune=True)
+    return cell_figures(cfg, args.seeds, train_s, curve, totals, baselines, CELLS[cell],
+                        dict(baselines_s=round(time.time() - t, 1)))
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells n<N>")
+    p.add_argument("--seeds", type=int, default=4, help="RL² seeds per cell, vmapped (4: two per core)")
+    p.add_argument("--trials", type=int, default=0, help="training trials per seed (0: the default)")
+    p.add_argument("--skip-done", action="store_true", help="skip cells whose result file exists")
+    p.add_argument("--summary", action="store_true", help="only rebuild the summary from the cell files")
+    args = p.parse_args(argv)
+    args.cells = [c for c in args.cells.split(",") if c]
+    unknown = [c for c in args.cells if c not in CELLS]
+    if unknown:
+        sys.exit(f"unknown cells {unknown}; available: {', '.join(CELLS)}")
+    if not args.summary:
+        run_cells(NAME, CELLS, make_config, compute, args, log)
+    print(summarize(NAME, CELLS, COLUMNS, lambda c: f"n={c[1:]}"))
+
+
+if __name__ == "__main__":
+    main()
