@@ -40,16 +40,17 @@ def test_posterior_update_matches_the_closed_form():
     for s, a, r, s2 in [(0, 1, 2.0, 1), (0, 1, 0.5, 1), (0, 1, 3.0, 0), (1, 0, -1.0, 1)]:
         update_stats(stats, np.array([s]), np.array([a]), np.array([r]), np.array([s2]))
     mean, var, alpha = posterior(stats)
-    # Normal prior N(1, 1), unit noise: precision 1 + n, mean (1 + sum r) / (1 + n)
-    assert mean[0, 0, 1] == pytest.approx((1 + 5.5) / 4) and var[0, 0, 1] == pytest.approx(1 / 4)
-    assert mean[0, 1, 0] == pytest.approx(0.0) and var[0, 1, 0] == pytest.approx(1 / 2)
-    assert mean[0, 0, 0] == pytest.approx(1.0) and var[0, 0, 0] == pytest.approx(1.0)  # unvisited: the prior
+    # Normal prior N(0, 1), unit noise: precision 1 + n, mean (0 + sum r) / (1 + n)
+    assert mean[0, 0, 1] == pytest.approx(5.5 / 4) and var[0, 0, 1] == pytest.approx(1 / 4)
+    assert mean[0, 1, 0] == pytest.approx(-0.5) and var[0, 1, 0] == pytest.approx(1 / 2)
+    assert mean[0, 0, 0] == pytest.approx(0.0) and var[0, 0, 0] == pytest.approx(1.0)  # unvisited: the prior
+    assert posterior(stats, prior_mean=1.0)[0][0, 0, 1] == pytest.approx((1 + 5.5) / 4)  # the generator's prior
     np.testing.assert_array_equal(alpha[0, 0, 1], [2, 3])  # Dirichlet(1 + counts)
     np.testing.assert_array_equal(alpha[0, 1, 1], [1, 1])
     # PSRL's samples have these moments
     many = Stats(*(np.repeat(x, 20000, axis=0) for x in stats))
     rewards, transitions = sample_mdps(many, np.random.default_rng(0))
-    assert rewards[:, 0, 1].mean() == pytest.approx(1.625, abs=0.02)
+    assert rewards[:, 0, 1].mean() == pytest.approx(1.375, abs=0.02)
     assert rewards[:, 0, 1].var() == pytest.approx(0.25, abs=0.01)
     assert transitions[:, 0, 1, 1].mean() == pytest.approx(3 / 5, abs=0.01)  # Dirichlet(2, 3) mean
 
@@ -157,6 +158,8 @@ def test_bad_input_raises_config_error():
         episode_returns("rmax", means, transitions, 1, 10, np.random.default_rng(0))
     with pytest.raises(ConfigError, match="takes hyperparameters"):
         MDP_BASELINES["psrl"](means, transitions, 1, 10, np.random.default_rng(0), beta=1.0)
+    with pytest.raises(ConfigError, match="takes hyperparameters"):
+        MDP_BASELINES["ucrl2"](means, transitions, 1, 10, np.random.default_rng(0), prior_mean=1.0)
     with pytest.raises(ConfigError, match="epsilon"):
         MDP_BASELINES["eps_greedy"](means, transitions, 1, 10, np.random.default_rng(0), epsilon=1.5)
     with pytest.raises(ConfigError, match="transitions"):
