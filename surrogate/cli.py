@@ -22,6 +22,10 @@ commands:
 
 
 def _train(argv):
+    if argv and argv[0] in ("reptile", "fomaml", "maml"):  # supervised meta-learning: its own loop and options
+        from surrogate.meta.train import main as meta_train
+
+        return meta_train(argv)
     import tyro
 
     from surrogate import algos, run
@@ -132,6 +136,8 @@ def _algos(argv):
 
     for name in sorted(algos.ALGOS):
         print(f"{name}: presets {', '.join(algos.get(name).presets)}")
+    for name in ("reptile", "fomaml", "maml"):
+        print(f"{name}: supervised meta-learning, --data sine|digits|omniglot:PATH|miniimagenet:PATH")
     return 0
 
 
