@@ -143,8 +143,9 @@ def _omniglot(folder: Path, split: str, num_train: int) -> np.ndarray:
     order = list(range(len(characters)))
     random.Random(0).shuffle(order)  # Reptile: random.seed(0); random.shuffle(all_data)
     chosen = order[:num_train] if split == "train" else order[num_train:]
-    out = images[np.array(chosen)][..., None].astype(np.float32) / 255.0
-    return rotations(out) if split == "train" else out
+    out = images[np.array(chosen)][..., None]
+    out = rotations(out) if split == "train" else out  # rotate the uint8s, then one float32 copy
+    return np.multiply(out, np.float32(1 / 255), dtype=np.float32)
 
 
 def _save_cache(path: Path, **arrays):
