@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from rl2_common import INSTANCES, cell_figures, evaluate_cell, run_cells, summarize, train_cell, with_budget
+from rl2_common import (INSTANCES, cell_figures, evaluate_cell, run_cells, save_policies, summarize, train_cell,
+                        wait_for, with_budget)
 
 NAME = "rl2_bandits"
 COLUMNS = ["Random", "Gittins", "TS", "OTS", "UCB1", "eps_greedy", "Greedy"]
@@ -27,7 +28,7 @@ _PAPER = {  # Table 1: Random, Gittins, TS, OTS, UCB1, eps-Greedy, Greedy, RL²
     (500, 10): (249.0, 437.8, 429.5, 438.9, 437.1, 408.0, 395.0, 432.5),
     (500, 50): (249.6, 463.7, 427.2, 437.6, 457.6, 413.6, 402.8, 438.9)}
 CELLS = {f"n{n}_k{k}": dict(zip([*COLUMNS, "RL2"], row)) for (n, k), row in _PAPER.items()}
-TRIALS = {10: 51_200, 100: 51_200, 500: 25_600}  # default training trials per seed, by n
+TRIALS = {10: 102_400, 100: 51_200, 500: 25_600}  # default training trials per seed, by n
 
 
 def parse(cell: str):
@@ -45,17 +46,20 @@ def make_config(cell, args):
 
 def compute(cell, cfg, args):
     from surrogate.algos import rl2
-    from surrogate.rl2 import bandit_baselines as bb
 
     n, k = parse(cell)
     env, result, train_s, curve = train_cell(cfg, args.seeds, log)
+    log(f"{cell}: policies saved to {save_policies(NAME, cell, cfg, result, args.seeds)}")
+    bb = wait_for("surrogate.rl2.bandit_baselines", log)
     means = bb.draw_bandits(np.random.default_rng(1_000 + 10 * n + k), INSTANCES, k)
-    totals = evaluate_cell(cfg, env, result, args.seeds, rl2.task_arrays(cfg, means))
+    task = rl2.task_arrays(cfg, means)
+    totals = evaluate_cell(cfg, env, result, args.seeds, task)
+    mode_totals = evaluate_cell(cfg, env, result, args.seeds, task, deterministic=True)
     t = time.time()
     baselines = bb.evaluate_bandit_baselines(means, n, seed=7, tune=True)
     regrets = {"rl2": float(np.mean([bb.regret(means, s, n) for s in totals]))}
     return cell_figures(cfg, args.seeds, train_s, curve, totals, baselines, CELLS[cell],
-                        dict(baselines_s=round(time.time() - t, 1), regret=regrets))
+                        dict(baselines_s=round(time.time() - t, 1), regret=regrets), mode_totals)
 
 
 def log(msg):

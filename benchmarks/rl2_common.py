@@ -44,8 +44,9 @@ def train_cell(cfg, seeds: int, log, chunk: int = 20):
     return env, result, time.time() - t0, curve
 
 
-def evaluate_cell(cfg, env, result, seeds: int, task):
-    """Each seed's trial totals on ``task`` (the baselines' draws), sampling the policy as the paper does."""
+def evaluate_cell(cfg, env, result, seeds: int, task, deterministic: bool = False):
+    """Each seed's trial totals on ``task`` (the baselines' draws), sampling the policy as the paper does
+    (``deterministic``: its mode)."""
     import jax
 
     from surrogate.algos import rl2
@@ -53,12 +54,43 @@ def evaluate_cell(cfg, env, result, seeds: int, task):
     out = []
     for i in range(seeds):
         params, stats = rl2.ALGO.seed_policy(cfg, result, i)
-        out.append(rl2.evaluate_tasks(cfg, env, params, stats, task, jax.random.PRNGKey(30_000 + i)))
+        out.append(rl2.evaluate_tasks(cfg, env, params, stats, task, jax.random.PRNGKey(30_000 + i), deterministic))
     return np.stack(out)
 
 
-def cell_figures(cfg, seeds, train_s, curve, totals, baselines, paper_row, extra=None):
+def save_policies(name: str, cell: str, cfg, result, seeds: int) -> Path:
+    """Every seed's final policy (parameters, observation statistics) as msgpack (no pickle), so a cell can be
+    re-evaluated: ``runs/rl2_bench/<name>/<cell>.msgpack``."""
+    import flax.serialization
+    import jax
+
+    from surrogate.algos import rl2
+    from surrogate.checkpoint import atomic_write
+
+    path = Path("runs/rl2_bench") / name / f"{cell}.msgpack"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    policies = {str(i): jax.device_get(rl2.ALGO.seed_policy(cfg, result, i)) for i in range(seeds)}
+    atomic_write(path, flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(policies)))
+    return path
+
+
+def wait_for(module: str, log, every: float = 60.0):
+    """Import ``module`` (a helper's baselines), waiting while it has not landed yet."""
+    import importlib
+
+    while True:
+        try:
+            return importlib.import_module(module)
+        except ImportError as e:
+            log(f"waiting for {module} ({e}); retrying in {every:.0f} s")
+            time.sleep(every)
+
+
+def cell_figures(cfg, seeds, train_s, curve, totals, baselines, paper_row, extra=None, mode_totals=None):
     per_seed = totals.mean(axis=1)
+    extra = dict(extra or {})
+    if mode_totals is not None:
+        extra.update(rl2_mode_mean=float(mode_totals.mean()), rl2_mode_per_seed=mode_totals.mean(axis=1).tolist())
     stride = max(1, curve.shape[1] // 50)
     return dict(
         setting=cfg.env, episodes=cfg.episodes, arms=cfg.arms if cfg.task == "bandit" else None,
@@ -70,7 +102,7 @@ def cell_figures(cfg, seeds, train_s, curve, totals, baselines, paper_row, extra
         paper=paper_row, paper_rl2=paper_row["RL2"], vs_paper_rl2=float(per_seed.mean() / paper_row["RL2"] - 1),
         train_s=round(train_s, 1), env_steps_per_seed=int(curve.shape[1] * cfg.batch_size),
         learning_curve_every=stride, learning_curve=np.round(curve[:, ::stride], 3).tolist(),
-        config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}, **(extra or {}))
+        config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}, **extra)
 
 
 def summarize(name: str, cells: dict, columns: list, label) -> str:
@@ -78,7 +110,7 @@ def summarize(name: str, cells: dict, columns: list, label) -> str:
     folder = RESULTS / name
     found = {c: json.loads((folder / f"{c}.json").read_text()) for c in cells if (folder / f"{c}.json").is_file()}
     rows = [f"| setup | {' | '.join(columns)} | RL² ours (seeds) | RL² paper | ours/paper |",
-            "|---" * (len(columns) + 5) + "|"]
+            "|---" * (len(columns) + 4) + "|"]
     for c, paper in cells.items():
         if c not in found:
             rows.append(f"| {label(c)} | " + " | ".join(f"— ({paper[k]})" for k in columns) + " | not run | "

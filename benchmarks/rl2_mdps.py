@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from rl2_common import INSTANCES, cell_figures, evaluate_cell, run_cells, summarize, train_cell, with_budget
+from rl2_common import (INSTANCES, cell_figures, evaluate_cell, run_cells, save_policies, summarize, train_cell,
+                        wait_for, with_budget)
 
 NAME = "rl2_mdps"
 COLUMNS = ["Random", "PSRL", "OPSRL", "UCRL2", "BEB", "eps_greedy", "Greedy"]
@@ -38,16 +39,19 @@ def make_config(cell, args):
 def compute(cell, cfg, args):
     from surrogate.algos import rl2
     from surrogate.envs import rl2_tasks
-    from surrogate.rl2 import mdp_baselines as mb
 
     n = int(cell[1:])
     env, result, train_s, curve = train_cell(cfg, args.seeds, log)
+    log(f"{cell}: policies saved to {save_policies(NAME, cell, cfg, result, args.seeds)}")
+    mb = wait_for("surrogate.rl2.mdp_baselines", log)
     reward_means, transitions = mb.draw_mdps(np.random.default_rng(2_000 + n), INSTANCES)
-    totals = evaluate_cell(cfg, env, result, args.seeds, rl2.task_arrays(cfg, reward_means, transitions))
+    task = rl2.task_arrays(cfg, reward_means, transitions)
+    totals = evaluate_cell(cfg, env, result, args.seeds, task)
+    mode_totals = evaluate_cell(cfg, env, result, args.seeds, task, deterministic=True)
     t = time.time()
     baselines = mb.evaluate_mdp_baselines(reward_means, transitions, n, rl2_tasks.MDP_HORIZON, seed=7, tune=True)
     return cell_figures(cfg, args.seeds, train_s, curve, totals, baselines, CELLS[cell],
-                        dict(baselines_s=round(time.time() - t, 1)))
+                        dict(baselines_s=round(time.time() - t, 1)), mode_totals)
 
 
 def log(msg):

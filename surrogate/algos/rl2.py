@@ -10,10 +10,13 @@ at the trial's end, where the runtime zeros the GRU carries (``runtime.rollout.r
 module only derives the env from (task, arms, episodes), sets RL²'s defaults, and evaluates by sampling
 the policy (as the paper does: its exploration is the policy's own randomness) on fresh or given tasks.
 
-Defaults: GRU 256 for actor and critic (the size common in reimplementations; the paper's appendix with
-its sizes was not available), discount 0.99 and GAE lambda 0.3 (the values reimplementations of the
-paper's bandit runs use), one rollout = one trial per env (``num_steps`` 0), no observation
-normalisation (the inputs are one-hots, a 0/1 or Gaussian reward and a flag), returns scaled as PPO does.
+Defaults: discount 0.99 and GAE lambda 0.3 (the values reimplementations of the paper's bandit runs use),
+one rollout = one trial per env (``num_steps`` 0), no observation normalisation (the inputs are one-hots, a
+0/1 or Gaussian reward and a flag), returns scaled as PPO does. GRUs of 128 for actor and critic: 256 is
+common in reimplementations (the paper's appendix with its sizes was not available), 128 for this 2-core
+machine's compute. Measured on Bandit-k5-n10 (1 seed, 512k steps, 1000 fresh bandits, sampled): 128 trials
+x 8 epochs x 4 minibatches at lr 3e-3 without entropy bonus reached 6.52; 256 trials, 4 epochs, lr 1e-3,
+entropy 0.01 reached 5.25 after 100k steps and 6.10 after 512k; returns unscaled with lambda 0.95, 5.85 at 256k.
 """
 from dataclasses import dataclass, field
 from typing import Literal
@@ -52,19 +55,19 @@ class Config(rp.Config):
     arms: int = 5
     episodes: int = 10
     env: str = field(default="", metadata={"help": "derived from task/arms/episodes"})
-    num_envs: int = 256
+    num_envs: int = 128
     """trials collected in parallel per update"""
     num_steps: int = 0
-    total_steps: int = 2_000_000
-    num_epochs: int = 4
+    total_steps: int = 1_024_000
+    num_epochs: int = 8
     num_minibatches: int = 4
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     gamma: float = 0.99
     gae_lambda: float = 0.3
-    ent_coef: float = 0.01
+    ent_coef: float = 0.0
     normalize_obs: bool = False
     normalize_reward: bool = True
-    gru_size: int = 256
+    gru_size: int = 128
 
     def __post_init__(self):
         object.__setattr__(self, "env", env_id(self.task, self.arms, self.episodes))
@@ -83,7 +86,7 @@ class Config(rp.Config):
         return rp.Config.validate(self)
 
 
-PRESETS = {"bandit": Config(), "mdp": Config(task="mdp", episodes=10, num_envs=128)}
+PRESETS = {"bandit": Config(), "mdp": Config(task="mdp", episodes=10, total_steps=12_800_000)}
 METRICS = rp.METRICS
 
 
