@@ -141,6 +141,8 @@ def test_opsrl_with_one_sample_is_psrl_and_beb_without_bonus_is_greedy():
     greedy = MDP_BASELINES["greedy"](means, transitions, 3, 10, np.random.default_rng(9))
     beb = MDP_BASELINES["beb"](means, transitions, 3, 10, np.random.default_rng(9), beta=0.0)
     np.testing.assert_allclose(beb, greedy)
+    informed = MDP_BASELINES["greedy"](means, transitions, 3, 10, np.random.default_rng(9), prior_mean=1.0)
+    assert not np.allclose(informed, greedy)  # the prior reaches the planner
 
 
 def test_evaluate_tunes_on_separate_instances_and_reports_every_method():
