@@ -22,7 +22,8 @@ Names:
   counter-clockwise, PIL's and ``np.rot90``'s sense). Images are resized to 28x28 with PIL (nearest for
   the 1-bit PNGs) and not inverted: background 1, strokes 0, Reptile's values. Omniglot has no ``val``.
   The unrotated 28x28 images are cached as ``PATH/omniglot28.npz`` (uint8; never pickle) when ``PATH`` is
-  writable, so later loads take about a second.
+  writable, so later loads take about a second (it is rebuilt when the character folders or the number
+  of drawings change; delete it after editing images in place).
 - ``"miniimagenet:PATH"``: ``PATH/{train,val,test}.csv`` with ``filename,label`` rows (Ravi & Larochelle
   2017's split: 64/16/20 classes of 600) and the images in ``PATH/images/``; RGB, resized to 84x84
   (bicubic) when needed. Classes in sorted label order, examples in CSV order; each split is cached as
