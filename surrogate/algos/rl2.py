@@ -157,10 +157,10 @@ class RL2Algorithm(Algorithm):
         if config.task == "bandit":
             gittins = bb.BANDIT_BASELINES["gittins"](means, n, np.random.default_rng(seed + 1))
             for i, t in enumerate(totals):
-                lines.append(f"seed {i}: RL² total reward {t.mean():.2f}, regret {bb.regret(means, t, n):.2f}")
+                lines.append(f"seed {i}: RL² total reward {t.mean():.2f}, regret {bb.regret(means, t, n).mean():.2f}")
             lines.append(f"Gittins on {what}: total reward {np.mean(gittins):.2f}, regret "
-                         f"{bb.regret(means, gittins, n):.2f}; RL² mean over seeds {np.mean(totals):.2f}, regret "
-                         f"{np.mean([bb.regret(means, t, n) for t in totals]):.2f}")
+                         f"{bb.regret(means, gittins, n).mean():.2f}; RL² mean over seeds {np.mean(totals):.2f}, "
+                         f"regret {np.mean([bb.regret(means, t, n).mean() for t in totals]):.2f}")
         else:
             base = mb.evaluate_mdp_baselines(reward_means, transitions, n, rl2_tasks.MDP_HORIZON, seed + 1, tune=False)
             lines += [f"seed {i}: RL² total reward {t.mean():.2f}" for i, t in enumerate(totals)]
