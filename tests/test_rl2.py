@@ -162,7 +162,7 @@ def test_config_derives_env_and_rejects_bad_settings():
 
 def test_cli_train_and_eval_beside_gittins(tmp_path, capsys):
     flags = ["--task", "bandit", "--arms", "2", "--episodes", "5", "--total-steps", "40", "--num-envs", "4",
-             "--num-minibatches", "2", "--gru-size", "8", "--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
+             "--num-minibatches", "2", "--num-epochs", "1", "--gru-size", "8", "--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
     assert cli.main(["train", "rl2", *flags]) == 0
     assert cli.main(["eval", str(tmp_path / "r"), "--episodes", "50"]) == 0
     out = capsys.readouterr().out

@@ -137,9 +137,9 @@ class RL2Algorithm(Algorithm):
         return evaluate_tasks(config, env, params, obs_stats, task, k_run)
 
     def baseline_report(self, config, env, result, seeds: int, num: int, seed: int = 0) -> list[str]:
-        """Lines for ``surrogate eval``: each seed's mean trial total on ``num`` task draws, beside Gittins'
-        (bandits; its regret too) or the MDP baselines' best untuned one (MDPs), on the same draws."""
-        totals = []
+        """Lines for ``surrogate eval``: each seed's mean trial total on ``num`` (at least 1000, the paper's
+        count) task draws, beside Gittins' (bandits; regrets too) or the untuned MDP baselines', on the same draws."""
+        totals, num = [], max(num, 1000)
         rng = np.random.default_rng(seed)
         if config.task == "bandit":
             from surrogate.rl2 import bandit_baselines as bb
