@@ -9,8 +9,8 @@ compilation per setting and hyperparameter (JAX would compile each and gain litt
 
 Priors (the paper does not state them): a known-variance Normal on each mean reward, prior N(0, 1)
 with noise variance 1, and a flat Dirichlet on each transition row. The reward prior is centred at 0,
-not at the generator's 1: with N(0, 1), PSRL and greedy reproduce the paper's cells (n = 10 / 100:
-PSRL 137.0 / 1933.5 against 138.1 / 1939.5, greedy 136.7 / 1531 against 134.8 / 1578.5, 1000 MDPs),
+not at the generator's 1: with N(0, 1), PSRL and greedy reproduce the paper's cells (n = 10 / 100 on
+1000 MDPs: PSRL 138.0 / 1936.6 against 138.1 / 1939.5, greedy 137.0 / 1547.9 against 134.8 / 1578.5),
 whereas the generator's own N(1, 1) makes greedy a far stronger baseline than the paper's (154 / 1880).
 The Bayesian methods (``BAYESIAN``) take ``prior_mean=1.0`` for the exactly Bayesian variant.
 ``random`` acts uniformly; ``greedy`` / ``eps_greedy`` follow the posterior-mean MDP's
