@@ -56,7 +56,8 @@ def test_omniglot_shapes_split_and_rotations(omniglot):
     for i, c in enumerate(order[:NUM_TRAIN]):
         first = _pil28(sorted(ordered[c].glob("*.png"))[0])
         np.testing.assert_array_equal(train[4 * i, 0, ..., 0], first)
-        rotated = np.asarray(Image.open(sorted(ordered[c].glob("*.png"))[0]).resize((28, 28)).rotate(90), np.float32)
+        first_file = sorted(ordered[c].glob("*.png"))[0]
+        rotated = np.asarray(Image.open(first_file).resize((28, 28)).rotate(90), np.float32)
         np.testing.assert_array_equal(train[4 * i + 1, 0, ..., 0], rotated)  # PIL's rotate(90) = class 4c+1
         for r in range(4):
             np.testing.assert_array_equal(train[4 * i + r], np.rot90(train[4 * i], r, axes=(1, 2)))
@@ -117,7 +118,8 @@ def test_miniimagenet_shapes_classes_and_splits(mini):
             np.testing.assert_allclose(x[i].mean(axis=(0, 1, 2)), np.array(COLOURS[label]) / 255, atol=0.02)
         assert seen.isdisjoint(labels)
         seen |= set(labels)
-    np.testing.assert_array_equal(load_fewshot(f"miniimagenet:{mini}", "val"), load_fewshot(f"miniimagenet:{mini}", "val"))
+    val = load_fewshot(f"miniimagenet:{mini}", "val")
+    np.testing.assert_array_equal(load_fewshot(f"miniimagenet:{mini}", "val"), val)  # deterministic (cached)
 
 
 def test_miniimagenet_bad_layouts(mini, tmp_path):

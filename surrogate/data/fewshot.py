@@ -133,7 +133,8 @@ def _omniglot(folder: Path, split: str, num_train: int) -> np.ndarray:
     images = None
     if cache.is_file():
         with np.load(cache) as z:
-            if z["names"].shape == names.shape and (z["names"] == names).all() and z["images"].shape[1] == per_class:
+            same = z["names"].shape == names.shape and (z["names"] == names).all()
+            if same and z["images"].shape[1] == per_class:
                 images = z["images"]
     if images is None:
         flat = [f for fs in files for f in fs[:per_class]]
@@ -186,7 +187,8 @@ def _miniimagenet(folder: Path, split: str) -> np.ndarray:
     files = [str(image_dir / f) for label in sorted(by_label) for f in by_label[label][:per_class]]
     absent = [f for f in files if not os.path.isfile(f)]
     if absent:
-        raise ConfigError(f"{len(absent)} images listed in {csv} are missing, e.g. {absent[0]}; expected {MINI_LAYOUT}.")
+        raise ConfigError(f"{len(absent)} images listed in {csv} are missing, e.g. {absent[0]}; "
+                          f"expected {MINI_LAYOUT}.")
     cache, key = folder / f"miniimagenet84_{split}.npz", np.array(files)
     if cache.is_file():
         with np.load(cache) as z:

@@ -36,14 +36,16 @@ UCRL2_DELTA = 0.05
 # Grids searched per setting by ``evaluate_mdp_baselines`` (the paper: "hyperparameters grid searched").
 # The planners' defaults (used with tune=False) are the values tuning chose most often for n = 10..100.
 GRIDS = {"random": {}, "psrl": {}, "opsrl": {"num_samples": (2, 4, 8, 16)},
-         "ucrl2": {"scale": (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)}, "beb": {"beta": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0)},
+         "ucrl2": {"scale": (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)},
+         "beb": {"beta": (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0)},
          "eps_greedy": {"epsilon": (0.02, 0.05, 0.1, 0.2, 0.3)}, "greedy": {}}
 
 
 def draw_mdps(rng: np.random.Generator, num: int, num_states: int = 10, num_actions: int = 5):
     """The paper's random MDPs: ``(reward_means [I, S, A] ~ N(1, 1), transitions [I, S, A, S] ~ Dir(1))``."""
     if num < 1 or num_states < 1 or num_actions < 1:
-        raise ConfigError(f"draw_mdps needs num, num_states, num_actions >= 1; got {num}, {num_states}, {num_actions}.")
+        raise ConfigError(f"draw_mdps needs num, num_states, num_actions >= 1; "
+                          f"got {num}, {num_states}, {num_actions}.")
     means = rng.normal(MDP_MEAN, np.sqrt(MDP_VAR), (num, num_states, num_actions))
     transitions = rng.dirichlet(np.ones(num_states), size=(num, num_states, num_actions))
     return means, transitions
@@ -187,7 +189,8 @@ def _check(name, reward_means, transitions, n_episodes, horizon, hyperparameters
         raise ConfigError(f"Unknown MDP baseline {name!r}; use one of {sorted(_PLANNERS)}.")
     allowed = set(GRIDS[name]) | ({"prior_mean"} if name in BAYESIAN else set())
     if set(hyperparameters) - allowed:
-        raise ConfigError(f"{name} takes hyperparameters {sorted(allowed) or 'none'}, got {sorted(hyperparameters)}.")
+        raise ConfigError(f"{name} takes hyperparameters {sorted(allowed) or 'none'}, "
+                          f"got {sorted(hyperparameters)}.")
     if reward_means.ndim != 3 or transitions.shape != reward_means.shape + reward_means.shape[1:2]:
         raise ConfigError(f"Need reward_means [I, S, A] and transitions [I, S, A, S]; got "
                           f"{reward_means.shape} and {transitions.shape}.")
