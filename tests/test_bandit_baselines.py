@@ -83,3 +83,23 @@ def test_evaluate_is_deterministic_and_tunes_on_its_grids(monkeypatch):
             assert value in bb.GRIDS[name][param]
     assert first["ucb1"][2].keys() == {"c"} and first["greedy"][2] == {}
     assert evaluate_bandit_baselines(means, 20, seed=7, tune=False)["eps_greedy"][2] == {}
+
+
+def test_ots_is_the_authors_map_of_posterior_draws(monkeypatch):
+    """One draw is Thompson sampling (same random stream); with several, each instance's scores are the
+    most probable of the draws (summed Beta log-density): checked against a per-instance computation."""
+    import scipy.stats
+
+    means = draw_bandits(np.random.default_rng(3), 200, 5)
+    np.testing.assert_array_equal(bb.ots(means, 30, np.random.default_rng(4), samples=1),
+                                  bb.ts(means, 30, np.random.default_rng(4)))
+    s, f = np.random.default_rng(5).integers(0, 6, (2, 200, 5)).astype(float)
+    draws = np.random.default_rng(6).beta(1 + s, 1 + f, size=(7, 200, 5))
+    expected = [draws[np.argmax([scipy.stats.beta.logpdf(d[i], 1 + s[i], 1 + f[i]).sum() for d in draws]), i]
+                for i in range(200)]
+    scores = []
+    monkeypatch.setattr(bb, "_play", lambda means, n, rng, score: scores.append(score))
+    bb.ots(means, 1, np.random.default_rng(0), samples=7)
+    np.testing.assert_array_equal(scores[0](s, f, 1, np.random.default_rng(6)), np.array(expected))
+    with pytest.raises(ConfigError):
+        bb.ots(means, 10, np.random.default_rng(0), samples=0)

@@ -9,8 +9,11 @@ which costs nothing as the arms are exchangeable a priori):
 - ``gittins``: the Gittins index of the posterior Beta(1 + s, 1 + f) (:mod:`surrogate.rl2.gittins`),
   at the discount ``gamma`` chosen per setting (the paper: "the best approximation per setting").
 - ``ts``: Thompson sampling (Thompson 1933), a draw from Beta(1 + s, 1 + f).
-- ``ots``: optimistic Thompson sampling (Chapelle & Li 2011; May et al. 2012):
-  ``max(draw, posterior mean)``.
+- ``ots``: "optimistic Thompson sampling" as the paper's authors ran it (their rllab sandbox
+  ``neural_learner`` bandit baselines, ``OptimisticThompsonSampling``): of ``samples`` joint draws
+  from the posterior keep the most probable one (the largest summed Beta log-density) and pull its
+  best arm; ``samples`` tuned per setting. (May et al. 2012's ``max(draw, posterior mean)`` is a
+  different rule: on our draws it lands 1-9% below the paper's OTS column; this one within ~1%.)
 - ``ucb1``: UCB1 (Auer et al. 2002, Fig. 1) with the paper's Beta(1, 1) initialisation: counts
   start as one success in two pulls, so ``(1 + s) / (2 + m) + c * sqrt(2 ln t / (2 + m))`` at
   round ``t = 1..n`` with ``m = s + f`` pulls of the arm; ``c`` scales the bonus (``c = 1``: UCB1).
@@ -23,6 +26,7 @@ from uniforms drawn first (``reward_t = u[t] < means[arm_t]``), so one seed give
 same reward noise (common random numbers), and the result is deterministic given the rng.
 """
 import numpy as np
+import scipy.stats
 
 from surrogate.errors import ConfigError
 from surrogate.rl2.gittins import gittins_lookup
@@ -35,6 +39,7 @@ from surrogate.rl2.gittins import gittins_lookup
 GRIDS = {
     "gittins": {"gamma": (0.5, 0.7, 0.9, 0.95, 0.99, 0.995)},
     "ucb1": {"c": tuple(round(0.1 * i, 1) for i in range(11))},
+    "ots": {"samples": (1, 2, 5, 10, 20)},
     "eps_greedy": {"eps": tuple(round(0.1 * i, 1) for i in range(11))},
 }
 
@@ -121,9 +126,18 @@ def ts(means, n, rng):
     return _play(means, n, rng, lambda s, f, t, r: r.beta(1.0 + s, 1.0 + f))
 
 
-def ots(means, n, rng):
-    """Optimistic Thompson sampling (May et al. 2012): ``max(posterior draw, posterior mean)``."""
-    return _play(means, n, rng, lambda s, f, t, r: np.maximum(r.beta(1.0 + s, 1.0 + f), _mean(s, f)))
+def ots(means, n, rng, samples: int = 5):
+    """The RL² authors' optimistic Thompson sampling: of ``samples`` joint posterior draws, the most
+    probable under Beta(1 + s, 1 + f) (summed log-density over the arms); its argmax arm."""
+    if samples < 1:
+        raise ConfigError(f"samples={samples}: pass at least 1 posterior draw")
+
+    def score(s, f, t, r):
+        a, b = 1.0 + s, 1.0 + f
+        draws = r.beta(a, b, size=(samples,) + s.shape)             # [S, I, k]
+        log_density = scipy.stats.beta.logpdf(draws, a, b).sum(-1)   # [S, I]
+        return draws[log_density.argmax(0), np.arange(s.shape[0])]
+    return _play(means, n, rng, score)
 
 
 def gittins(means, n, rng, gamma: float = 0.99):
