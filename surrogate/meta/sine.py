@@ -25,9 +25,16 @@ def init(key, hidden=(64, 64)):
     return MLP(hidden).init(key, jnp.zeros((1, 1)))
 
 
+def apply(params, x):
+    """The MLP whose parameters are ``params`` (any hidden sizes: read from the parameters' shapes)."""
+    layers = params["params"]
+    hidden = tuple(layers[f"Dense_{i}"]["kernel"].shape[1] for i in range(len(layers) - 1))
+    return MLP(hidden).apply(params, x)
+
+
 def loss_fn(params, x, y):
     """Mean squared error of the MLP on ``x [B, 1]``, ``y [B, 1]``."""
-    return jnp.mean((MLP().apply(params, x) - y) ** 2)
+    return jnp.mean((apply(params, x) - y) ** 2)
 
 
 def sample_functions(key, num_tasks: int):
