@@ -119,7 +119,7 @@ def plot_sine(params, png):
     key = jax.random.PRNGKey(123)
     amp, phase = np.array([3.5]), np.array([1.0])  # a held-out wave of large amplitude
     xs = jax.random.uniform(key, (1, 10, 1), minval=-5.0, maxval=5.0)
-    ys = amp[0] * np.sin(xs + phase[0])
+    ys = amp[0] * jax.numpy.sin(xs + phase[0])
     grid = np.linspace(-5, 5, 200)[:, None]
     fig, axes = plt.subplots(1, len(params), figsize=(4 * len(params), 3.2), sharey=True)
     for ax, (algo, p) in zip(axes, params.items()):
@@ -166,15 +166,17 @@ def main():
     a = p.parse_args()
     parts, f, peer_versions = a.parts.split(","), {}, {}
     f["load_avg_start"] = os.getloadavg()
+    f["omniglot"] = {"command": OMNIGLOT_COMMAND.replace("PATH", a.omniglot or "PATH"), "paper": PAPER_OMNIGLOT,
+                     "ours": None}
     if "speed" in parts:
         figures, peer_versions = speed(a.peers_python, 2 if a.quick else 3, a.quick)
         f.update(figures)
+        write_result(Path(a.out), f, extra_versions={"peers": peer_versions})  # each part is kept as it ends
     if "sine" in parts:
         f["sine"] = sine_part(a.quick, Path(a.out).with_name("reptile_sine.png"))
+        write_result(Path(a.out), f, extra_versions={"peers": peer_versions})
     if "digits" in parts:
         f["digits"] = digits_part(a.quick, a.seeds)
-    f["omniglot"] = {"command": OMNIGLOT_COMMAND.replace("PATH", a.omniglot or "PATH"), "paper": PAPER_OMNIGLOT,
-                     "ours": None}
     if a.omniglot:
         from surrogate.meta import train_in_dir
 

