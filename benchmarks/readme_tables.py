@@ -332,7 +332,41 @@ def recurrent_cartpole() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
+def reptile() -> str:
+    d = _load("reptile")
+    if not d:
+        return "_not measured yet: run `python benchmarks/reptile.py`_"
+    rows = ["| figure | ours | peer / paper | ratio | target |", "|---|---|---|---|---|"]
+    if "speedup_vs_torchopt" in d:
+        rows.append(f"| MAML meta-updates/s, sine (MLP 1-64-64-1, meta-batch 16, 5 inner steps): ours / torchopt "
+                    f"| {d['maml_updates_per_s']:.1f} | {d['torchopt_maml_updates_per_s']:.2f} "
+                    f"| {d['speedup_vs_torchopt']:.1f}× | ≥ 3× |")
+        rows.append(f"| MAML meta-updates/s, Omniglot-shaped (conv net, meta-batch 4, 1 step): ours / torchopt "
+                    f"| {d['omniglot_shaped_maml_updates_per_s']:.2f} | {d['omniglot_shaped_torchopt_updates_per_s']:.2f} "
+                    f"| {d['omniglot_shaped_speedup_vs_torchopt']:.2f}× | |")
+    for algo, r in d.get("sine", {}).items():
+        rows.append(f"| sine MSE after 32 steps on 10 points (before): {algo}, {r['meta_iterations']} meta-iterations "
+                    f"| {r['mse_after']:.3f} ({r['mse_before']:.2f}) | | | |")
+    split = None if d.get("digits") else _load("reptile_digits")  # the digits part run on its own
+    digits = d.get("digits") or (split or {}).get("digits", {})
+    for name, r in digits.items():
+        algo, shots = name.split("_")
+        rows.append(f"| digits 5-way {shots[:-4]}-shot accuracy %, {algo}, {r['meta_iterations']} meta-iterations: "
+                    f"non-transductive / transductive | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_std_over_seeds']:.1f}"
+                    f" / {100 * r['accuracy_transductive']:.1f} ± {100 * r['accuracy_transductive_std_over_seeds']:.1f} "
+                    f"| | | |")
+    o = d.get("omniglot", {})
+    if o:
+        ours = o.get("ours")
+        cell = (f"{100 * ours['accuracy']:.2f} / {100 * ours['accuracy_transductive']:.2f}" if ours
+                else "not run (no Omniglot data here)")
+        rows.append(f"| Omniglot 5-way 1-shot accuracy %, Reptile at the paper's settings: non-transductive / "
+                    f"transductive | {cell} | {o['paper']['reptile']} / {o['paper']['reptile_transductive']} | | |")
+    rows.append(_footer(d) + (_footer(split) if split else ""))
+    return "\n".join(rows)
+
+
+TABLES = {"reptile": reptile, "trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
           "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
           "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole, "q_cartpole": q_cartpole, "deep_sea": deep_sea, "q_minatar": q_minatar,
           "recurrent_cartpole": recurrent_cartpole, "atari": atari, "rllab_speed": rllab_speed}

@@ -53,8 +53,8 @@ PEER_OMNI = ["--task", "omniglot", "--meta-batch", "4", "--inner-steps", "1", "-
              "--query", "5"]
 PAPER_OMNIGLOT = {"reptile": 95.39, "reptile_transductive": 97.68}
 OMNIGLOT_COMMAND = "surrogate train reptile --data omniglot:PATH --k-shot 1 --seeds 1  # paper settings are the defaults"
-DIGITS_BUDGET = {"reptile": dict(meta_iterations=30), "fomaml": dict(meta_iterations=30, meta_batch=4),
-                 "maml": dict(meta_iterations=30, meta_batch=4)}
+DIGITS_BUDGET = {"reptile": dict(meta_iterations=20), "fomaml": dict(meta_iterations=20, meta_batch=4),
+                 "maml": dict(meta_iterations=20, meta_batch=4)}
 
 
 def ours_rate(algo, cfg, updates, images=None):
@@ -138,7 +138,7 @@ def digits_part(quick, seeds):
     out = {}
     for algo in ("reptile", "fomaml", "maml"):
         for k in (1, 5):
-            budget = dict(DIGITS_BUDGET[algo], eval_tasks=50, eval_inner_steps=10)
+            budget = dict(DIGITS_BUDGET[algo], eval_tasks=50, eval_inner_steps=5)
             if quick:
                 budget.update(meta_iterations=2, eval_tasks=50, eval_inner_steps=2)
             cfg = dataclasses.replace(default_config(algo, "digits"), k_shot=k, **budget)

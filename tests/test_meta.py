@@ -121,7 +121,7 @@ def test_fomaml_is_maml_without_the_second_order_term(sine_setup):
     assert np.linalg.norm(maml - fomaml) > 0.05 * np.linalg.norm(maml)  # the second-order term is not negligible
 
 
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["adam", pytest.param("sgd", marks=pytest.mark.slow)])
 def test_maml_gradient_matches_finite_differences(sine_setup, kind):
     """d/dphi of the query loss after 3 inner steps on minibatches of 2 (fixed key), against central
     differences along random directions, in float64."""
@@ -239,6 +239,7 @@ def test_cli_trains_fomaml_on_sine(tmp_path, capsys):
     assert "already holds a run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["fomaml", "reptile"])
 def test_meta_learning_beats_no_adaptation_on_sine(algo):
     """After 600 meta-iterations, 8 SGD steps on 10 points from the meta-learned initialisation reach a lower
