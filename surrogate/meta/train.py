@@ -215,6 +215,10 @@ def train_in_dir(run_dir, algo: str | None = None, config: Config | None = None,
                               f"`surrogate train {saved['algo']} --resume {run_dir}`.")
         algo, seeds, seed, checkpoint_every = saved["algo"], saved["seeds"], saved["seed"], saved["checkpoint_every"]
         config = config_from_saved(saved, run_dir / CONFIG)
+    elif config is None:
+        from surrogate.meta.config import default_config
+
+        config = default_config(algo)
     config.validate(algo)
     if seeds < 1:
         raise RunDirError(f"--seeds must be >= 1, got {seeds}.")
