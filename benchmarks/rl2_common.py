@@ -117,10 +117,11 @@ def summarize(name: str, cells: dict, columns: list, label) -> str:
                         f"{paper['RL2']} | |")
             continue
         r = found[c]
-        base = " | ".join(f"{r['baselines'][k.lower()]['mean']:.1f} ({paper[k]})" if k.lower() in r["baselines"]
+        f = (lambda x: f"{x:.2f}") if paper["RL2"] < 20 else (lambda x: f"{x:.1f}")  # n = 10 bandits: 2 decimals
+        base = " | ".join(f"{f(r['baselines'][k.lower()]['mean'])} ({paper[k]})" if k.lower() in r["baselines"]
                           else f"— ({paper[k]})" for k in columns)
-        err = f" ± {r['rl2_std_err_over_seeds']:.1f}" if r["rl2_std_err_over_seeds"] is not None else ""
-        rows.append(f"| {label(c)} | {base} | {r['rl2_mean']:.1f}{err} ({r['seeds']}) | {paper['RL2']} | "
+        err = f" ± {f(r['rl2_std_err_over_seeds'])}" if r["rl2_std_err_over_seeds"] is not None else ""
+        rows.append(f"| {label(c)} | {base} | {f(r['rl2_mean'])}{err} ({r['seeds']}) | {paper['RL2']} | "
                     f"{r['rl2_mean'] / paper['RL2']:.3f} |")
     table = "\n".join(rows)
     write_result(RESULTS / f"{name}.json", dict(
