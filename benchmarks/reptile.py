@@ -134,9 +134,9 @@ def plot_sine(params, png):
     fig.savefig(png, dpi=110)
 
 
-def digits_part(quick, seeds):
+def digits_part(quick, seeds, algos=("reptile", "fomaml", "maml"), save=lambda out: None):
     out = {}
-    for algo in ("reptile", "fomaml", "maml"):
+    for algo in algos:
         for k in (1, 5):
             budget = dict(DIGITS_BUDGET[algo], eval_tasks=50, eval_inner_steps=5)
             if quick:
@@ -152,6 +152,7 @@ def digits_part(quick, seeds):
             out[f"{algo}_{k}shot"].update(meta_iterations=cfg.meta_iterations, wall_s=time.perf_counter() - t,
                                           meta_batch=cfg.meta_batch, eval_inner_steps=cfg.eval_inner_steps)
             print(f"  accuracy {r['accuracy']:.3f} (transductive {r['accuracy_transductive']:.3f})", flush=True)
+            save(out)  # each cell is kept as it ends
     return out
 
 
@@ -162,6 +163,7 @@ def main():
     p.add_argument("--parts", default="speed,sine,digits")
     p.add_argument("--omniglot", default=None, metavar="PATH", help="run Omniglot 5-way 1-shot at the paper's settings")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--algos", default="reptile,fomaml,maml", help="digits part: which learners")
     p.add_argument("--out", default=str(RESULTS / "reptile.json"))
     a = p.parse_args()
     parts, f, peer_versions = a.parts.split(","), {}, {}
@@ -176,7 +178,10 @@ def main():
         f["sine"] = sine_part(a.quick, Path(a.out).with_name("reptile_sine.png"))
         write_result(Path(a.out), f, extra_versions={"peers": peer_versions})
     if "digits" in parts:
-        f["digits"] = digits_part(a.quick, a.seeds)
+        def save(cells):
+            write_result(Path(a.out), {**f, "digits": cells}, extra_versions={"peers": peer_versions})
+
+        f["digits"] = digits_part(a.quick, a.seeds, a.algos.split(","), save)
     if a.omniglot:
         from surrogate.meta import train_in_dir
 
