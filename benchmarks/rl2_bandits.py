@@ -8,14 +8,12 @@ same 1000 bandits (arm means ~ U[0, 1]).
 One file per cell in results/rl2_bandits/<cell>.json, then results/rl2_bandits.json (the cells present) and
 the Markdown table with the paper's cells beside ours. ``--summary``: only rebuild the summary.
 """
-import argparse
-import sys
 import time
 
 import numpy as np
 
-from rl2_common import (INSTANCES, cell_figures, evaluate_cell, run_cells, save_policies, summarize, train_cell,
-                        wait_for, with_budget)
+import rl2_common
+from rl2_common import INSTANCES, cell_figures, evaluate_cell, log, save_policies, train_cell, wait_for, with_budget
 
 NAME = "rl2_bandits"
 COLUMNS = ["Random", "Gittins", "TS", "OTS", "UCB1", "eps_greedy", "Greedy"]
@@ -62,25 +60,8 @@ def compute(cell, cfg, args):
                         dict(baselines_s=round(time.time() - t, 1), regret=regrets), mode_totals)
 
 
-def log(msg):
-    print(time.strftime("%H:%M:%S"), msg, flush=True)
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells n<N>_k<K>")
-    p.add_argument("--seeds", type=int, default=4, help="RL² seeds per cell, vmapped (4: two per core)")
-    p.add_argument("--trials", type=int, default=0, help="training trials per seed (0: the default per n)")
-    p.add_argument("--skip-done", action="store_true", help="skip cells whose result file exists")
-    p.add_argument("--summary", action="store_true", help="only rebuild the summary from the cell files")
-    args = p.parse_args(argv)
-    args.cells = [c for c in args.cells.split(",") if c]
-    unknown = [c for c in args.cells if c not in CELLS]
-    if unknown:
-        sys.exit(f"unknown cells {unknown}; available: {', '.join(CELLS)}")
-    if not args.summary:
-        run_cells(NAME, CELLS, make_config, compute, args, log)
-    print(summarize(NAME, CELLS, COLUMNS, lambda c: "n={}, k={}".format(*parse(c))))
+    rl2_common.main(__doc__, NAME, CELLS, COLUMNS, make_config, compute, lambda c: "n={}, k={}".format(*parse(c)), argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Duan et al. 2016 (arXiv 1611.02779), Tables 1-2: each cell is the total reward o
 averaged over 1000 task instances. Our RL² figure per cell is the mean over seeds of each seed's mean over
 the 1000 draws (its standard error over seeds beside it); the baselines are computed on the same draws.
 """
+import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -156,3 +158,26 @@ def with_budget(cfg, trials: int):
     """``cfg`` training on ``trials`` trials per seed (rounded to whole updates)."""
     updates = max(1, trials // cfg.num_envs)
     return replace(cfg, total_steps=updates * cfg.num_envs * cfg.num_steps)
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def main(doc: str, name: str, cells: dict, columns: list, make_config, compute, label, argv=None):
+    """The command line both benchmarks share: ``--cells``, ``--seeds``, ``--trials``, ``--skip-done``,
+    ``--summary``; runs the cells not yet written, then prints the summary table."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--cells", default=",".join(cells), help=f"comma-separated cells, of {', '.join(cells)}")
+    p.add_argument("--seeds", type=int, default=4, help="RL² seeds per cell, vmapped (4: two per core)")
+    p.add_argument("--trials", type=int, default=0, help="training trials per seed (0: the default per cell)")
+    p.add_argument("--skip-done", action="store_true", help="skip cells whose result file exists")
+    p.add_argument("--summary", action="store_true", help="only rebuild the summary from the cell files")
+    args = p.parse_args(argv)
+    args.cells = [c for c in args.cells.split(",") if c]
+    unknown = [c for c in args.cells if c not in cells]
+    if unknown:
+        sys.exit(f"unknown cells {unknown}; available: {', '.join(cells)}")
+    if not args.summary:
+        run_cells(name, cells, make_config, compute, args, log)
+    print(summarize(name, cells, columns, label))

@@ -86,7 +86,7 @@ def _print_eval(run_dir: Path):
     report = json.loads((run_dir / "eval.json").read_text())
     per = ", ".join(f"{r:.1f}" for r in report["mean_return_per_seed"])
     print(f"{run_dir}: final return {report['mean_return']:.1f} +- {report['std_over_seeds']:.1f} over "
-          f"{len(report['mean_return_per_seed'])} seeds ({report['episodes_per_seed']} deterministic episodes each: {per})")
+          f"{len(report['mean_return_per_seed'])} seeds ({report['episodes_per_seed']} evaluation episodes each: {per})")
     print(f"learning curve: {run_dir / 'curve.png'}")
 
 
