@@ -366,7 +366,13 @@ def reptile() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"reptile": reptile, "trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
+def rl2() -> str:
+    """RL²'s Tables 1 and 2 as ``benchmarks/rl2_common.summarize`` wrote them (cells measured so far)."""
+    parts = [d["markdown"] + "\n" + _footer(d) for d in map(_load, ("rl2_bandits", "rl2_mdps")) if d]
+    return "\n\n".join(parts) or "_not measured yet: run `python benchmarks/rl2_bandits.py`_"
+
+
+TABLES = {"reptile": reptile, "rl2": rl2, "trpo_mujoco": trpo_mujoco, "trpo_speed": trpo_speed, "gae_lambda": gae_lambda, "ppo_mujoco": ppo_mujoco,
           "ppo_mujoco_separate_updates": lambda: ppo_mujoco("ppo_mujoco_separate_updates"),
           "ppo_cartpole": ppo_cartpole, "dqn_cartpole": dqn_cartpole, "cem_cartpole": cem_cartpole, "q_cartpole": q_cartpole, "deep_sea": deep_sea, "q_minatar": q_minatar,
           "recurrent_cartpole": recurrent_cartpole, "atari": atari, "rllab_speed": rllab_speed}
