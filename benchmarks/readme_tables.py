@@ -245,13 +245,14 @@ def q_minatar() -> str:
     if not d:
         return "_not measured yet: run `python benchmarks/q_minatar.py`_"
     rows = ["| game | algorithm | frames per seed (of 5M) | last-100-episode return, mean of seeds (per seed) "
-            "| MinAtar DQN at 5M | MinAtar AC(λ=0.8) at 5M |", "|---|---|---|---|---|---|"]
+            "| MinAtar DQN at 5M | MinAtar AC(λ=0.8) at 5M | gymnax PPO at 10M |", "|---|---|---|---|---|---|---|"]
     ac = {"Breakout": 17.6, "SpaceInvaders": 185.1, "Asterix": 18.3, "Freeway": 47.5}  # paper-tables.md
+    gymnax_ppo = {"Breakout": 28.0, "SpaceInvaders": 131.0, "Asterix": 15.0, "Freeway": 58.0}  # paper-tables.md
     for key, g in sorted(d.get("per_game", {}).items()):
         game, algo = key.split("_", 1)
         per_seed = " / ".join(f"{x:.1f}" for x in g["final_return_per_seed"])
         rows.append(f"| {game} | `{algo}` | {g['frames_per_seed'] // 1000}k | {g['final_return_mean']:.1f} ({per_seed}) "
-                    f"| {g['minatar_dqn_5M']} | {ac.get(game, '-')} |")
+                    f"| {g['minatar_dqn_5M']} | {ac.get(game, '-')} | {gymnax_ppo.get(game, '-')} |")
     if "speedup_vs_rejax_sps" in d:
         rows += ["", "| speed, DQN on Breakout-MinAtar (preset `minatar`) | ours / rejax 0.1.3 | ratio | target |",
                  "|---|---|---|---|",

@@ -36,9 +36,13 @@ _NET = dict(hidden=(100, 50, 25), activation="tanh")
 # bootstrap_truncation False: rllab's paths end at the horizon with nothing after them
 _PG = dict(**_NET, gamma=0.99, gae_lambda=1.0, normalize_obs=False, normalize_reward=False, baseline="linear",
            bootstrap_truncation=False, vf_minibatch_size=500)  # (value-net minibatches when one is used)
+# rllab's ConjugateGradientOptimizer as of the paper (rllab/optimizers/conjugate_gradient_optimizer.py, early
+# 2016): damping ``reg_coeff`` 1e-5 and the Fisher-vector products on a 10% subsample (``subsample_factor``
+# 0.1; later rllab versions default to 1.0); TNPG is NPO on it with one backtrack (the full step).
+_CG = dict(cg_iters=10, cg_damping=1e-5, fvp_fraction=0.1)
 PROTOCOL = {
-    "trpo": dict(_PG, max_kl=0.1, cg_iters=10, backtrack=0.8, line_search_steps=15),
-    "tnpg": dict(_PG, max_kl=0.05, cg_iters=10),
+    "trpo": dict(_PG, **_CG, max_kl=0.1, backtrack=0.8, line_search_steps=15),
+    "tnpg": dict(_PG, **_CG, max_kl=0.05),
     "vpg": dict(_PG, policy_lr=0.005),
     "cem": dict(_NET, population_size=100, elite_frac=0.1, init_std=1.0, extra_std=0.1, extra_decay_time=250.0),
 }
