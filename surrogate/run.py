@@ -273,6 +273,7 @@ def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, 
         state, history, done = checkpoint.load(run_dir / CKPT, template)
         previous = TrainResult(state, history, steps)
     else:
+        created = not run_dir.exists()
         prepare_dir(run_dir, algo, config, seeds, seed, checkpoint_every, overwrite)
         done = 0
         total = getattr(config, "total_steps", None)
@@ -285,8 +286,12 @@ def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, 
         until = None if stop_after is None else done + stop_after
         result = algorithm.train(config, env, key, seeds=seeds, logger=logger, resume=previous,
                                  chunk_updates=checkpoint_every, until=until)
-    finally:
+    except ConfigError:  # found at initialisation (e.g. a buffer too big): leave no half-made run behind
         logger.close()
+        if not resume and created and not (run_dir / CKPT).is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    logger.close()
     if stop_after is None:
         finish(run_dir, algorithm, config, env, result, seeds, eval_episodes)
     return result

@@ -322,3 +322,23 @@ def test_minatar_trains_in_one_jit_with_seeds_vmapped(breakout):
     assert set(np.unique(np.asarray(replay.items.obs))) <= {0, 1}
     assert (result.history["q_loss"][:, -1] > 0).all() and result.history["episode_count"].sum() > 0
     assert not np.allclose(result.history["q_loss"][0], result.history["q_loss"][1])
+
+
+def test_atari_preset_is_cleanrl_dqn_atari():
+    """CleanRL's dqn_atari.py: 10M steps, an update of batch 32 every 4 steps from 80k, replay 1M, Adam 1e-4,
+    a target copy every 1000 steps, epsilon 1 -> 0.01 over 10% of the run, the Nature CNN."""
+    c = dqn.PRESETS["atari"].validate()
+    assert (c.env, c.total_steps, c.num_envs, c.num_steps, c.gradient_steps, c.batch_size) == (
+        "ALE/Pong-v5", 10_000_000, 1, 4, 1, 32)
+    assert (c.buffer_size, c.learning_starts, c.learning_rate, c.opt, c.grad_clip) == (
+        1_000_000, 80_000, 1e-4, "adam", "none")
+    assert c.tau == 0.0 and c.target_update_interval * c.steps_per_iteration == 1000
+    assert (c.eps_start, c.eps_end, c.exploration_fraction, c.exploration_steps) == (1.0, 0.01, 0.1, 0)
+    assert (c.double_q, c.dueling, c.network, c.bootstrap_truncation, c.n_step) == (False, False, "nature_cnn", False, 1)
+
+
+def test_a_replay_buffer_too_big_for_the_machine_is_a_clear_error_and_leaves_no_run(tmp_path):
+    config = dataclasses.replace(SMALL, buffer_size=10**12)
+    with pytest.raises(ConfigError, match="Lower --buffer-size"):
+        run.train_in_dir(tmp_path / "run", "dqn", config)
+    assert not (tmp_path / "run").exists()
