@@ -13,10 +13,11 @@ import time
 import numpy as np
 
 import rl2_common
-from rl2_common import INSTANCES, cell_figures, evaluate_cell, log, save_policies, train_cell, wait_for, with_budget
+from rl2_common import cell_figures, evaluate_cell, log, trained_policies, with_budget
 
 NAME = "rl2_bandits"
-COLUMNS = ["Random", "Gittins", "TS", "OTS", "UCB1", "eps_greedy", "Greedy"]
+PAPER_COLUMNS = ["Random", "Gittins", "TS", "OTS", "UCB1", "eps_greedy", "Greedy"]
+COLUMNS = [*PAPER_COLUMNS, "Bayes_optimal"]  # the exact optimum (n <= 12; not in the paper)
 _PAPER = {  # Table 1: Random, Gittins, TS, OTS, UCB1, eps-Greedy, Greedy, RL²
     (10, 5): (5.0, 6.6, 5.7, 6.5, 6.7, 6.6, 6.6, 6.7), (10, 10): (5.0, 6.6, 5.5, 6.2, 6.7, 6.6, 6.6, 6.7),
     (10, 50): (5.1, 6.5, 5.2, 5.5, 6.6, 6.5, 6.5, 6.8), (100, 5): (49.9, 78.3, 74.7, 77.9, 78.0, 75.4, 74.8, 78.7),
@@ -25,7 +26,7 @@ _PAPER = {  # Table 1: Random, Gittins, TS, OTS, UCB1, eps-Greedy, Greedy, RL²
     (500, 5): (249.8, 405.8, 402.0, 406.7, 405.8, 388.2, 380.6, 401.6),
     (500, 10): (249.0, 437.8, 429.5, 438.9, 437.1, 408.0, 395.0, 432.5),
     (500, 50): (249.6, 463.7, 427.2, 437.6, 457.6, 413.6, 402.8, 438.9)}
-CELLS = {f"n{n}_k{k}": dict(zip([*COLUMNS, "RL2"], row)) for (n, k), row in _PAPER.items()}
+CELLS = {f"n{n}_k{k}": dict(zip([*PAPER_COLUMNS, "RL2"], row)) for (n, k), row in _PAPER.items()}
 TRIALS = {10: 102_400, 100: 51_200, 500: 25_600}  # default training trials per seed, by n
 
 
@@ -42,22 +43,28 @@ def make_config(cell, args):
     return with_budget(cfg, args.trials or TRIALS[n]).validate()
 
 
-def compute(cell, cfg, args):
+def compute(cell, cfg, args, previous=None):
     from surrogate.algos import rl2
 
     n, k = parse(cell)
-    env, result, train_s, curve = train_cell(cfg, args.seeds, log)
-    log(f"{cell}: policies saved to {save_policies(NAME, cell, cfg, result, args.seeds)}")
-    bb = wait_for("surrogate.rl2.bandit_baselines", log)
-    means = bb.draw_bandits(np.random.default_rng(1_000 + 10 * n + k), INSTANCES, k)
+    env, policies, training = trained_policies(NAME, cell, cfg, args, previous)
+    from surrogate.rl2 import bandit_baselines as bb
+    from surrogate.rl2.bayes_optimal import MAX_PULLS, bayes_optimal, bayes_optimal_value
+
+    means = bb.draw_bandits(np.random.default_rng(1_000 + 10 * n + k), args.instances, k)
     task = rl2.task_arrays(cfg, means)
-    totals = evaluate_cell(cfg, env, result, args.seeds, task)
-    mode_totals = evaluate_cell(cfg, env, result, args.seeds, task, deterministic=True)
+    totals = evaluate_cell(cfg, env, policies, task)
+    mode_totals = evaluate_cell(cfg, env, policies, task, deterministic=True)
     t = time.time()
     baselines = bb.evaluate_bandit_baselines(means, n, seed=7, tune=True)
+    extra = {}
+    if n <= MAX_PULLS:  # the exact optimum: its expectation, and its play with the baselines' reward noise
+        best = bayes_optimal(means, n, np.random.default_rng([7, 0]))
+        baselines["bayes_optimal"] = (float(best.mean()), float(best.std(ddof=1) / np.sqrt(len(best))), {})
+        extra["bayes_optimal_value"] = bayes_optimal_value(k, n)
     regrets = {"rl2": float(np.mean([bb.regret(means, s, n) for s in totals]))}
-    return cell_figures(cfg, args.seeds, train_s, curve, totals, baselines, CELLS[cell],
-                        dict(baselines_s=round(time.time() - t, 1), regret=regrets), mode_totals)
+    return cell_figures(cfg, args.seeds, training, totals, baselines, CELLS[cell],
+                        dict(baselines_s=round(time.time() - t, 1), regret=regrets, **extra), mode_totals)
 
 
 def main(argv=None):

@@ -17,7 +17,7 @@ import numpy as np
 
 from common import RESULTS, write_result
 
-INSTANCES = 1000
+INSTANCES = 10_000  # the paper: 1000 (its cells' standard error is then ~1% of a n = 10 bandit total)
 
 
 def train_cell(cfg, seeds: int, log, chunk: int = 20):
@@ -46,18 +46,42 @@ def train_cell(cfg, seeds: int, log, chunk: int = 20):
     return env, result, time.time() - t0, curve
 
 
-def evaluate_cell(cfg, env, result, seeds: int, task, deterministic: bool = False):
+def evaluate_cell(cfg, env, policies, task, deterministic: bool = False):
     """Each seed's trial totals on ``task`` (the baselines' draws), sampling the policy as the paper does
-    (``deterministic``: its mode)."""
+    (``deterministic``: its mode); ``policies``: per seed ``(params, obs_stats)``."""
     import jax
 
     from surrogate.algos import rl2
 
-    out = []
-    for i in range(seeds):
-        params, stats = rl2.ALGO.seed_policy(cfg, result, i)
-        out.append(rl2.evaluate_tasks(cfg, env, params, stats, task, jax.random.PRNGKey(30_000 + i), deterministic))
-    return np.stack(out)
+    return np.stack([rl2.evaluate_tasks(cfg, env, params, stats, task, jax.random.PRNGKey(30_000 + i), deterministic)
+                     for i, (params, stats) in enumerate(policies)])
+
+
+def seed_policies(cfg, result, seeds: int) -> list:
+    from surrogate.algos import rl2
+
+    return [rl2.ALGO.seed_policy(cfg, result, i) for i in range(seeds)]
+
+
+def load_policies(name: str, cell: str, cfg, seeds: int) -> list:
+    """The policies ``save_policies`` wrote for ``cell`` (restored into the structure a fresh run has)."""
+    import flax.serialization
+    import jax
+
+    from surrogate import envs
+    from surrogate.algos import rl2
+    from surrogate.runtime.train import TrainResult
+
+    env = envs.make(cfg.env)
+    template = rl2.ALGO.state_template(cfg, env, jax.random.PRNGKey(0), seeds)
+    like = {str(i): p for i, p in enumerate(seed_policies(cfg, TrainResult(template, None, 0), seeds))}
+    saved = flax.serialization.msgpack_restore(policy_path(name, cell).read_bytes())
+    restored = flax.serialization.from_state_dict(like, saved)
+    return [restored[str(i)] for i in range(seeds)]
+
+
+def policy_path(name: str, cell: str) -> Path:
+    return Path("runs/rl2_bench") / name / f"{cell}.msgpack"
 
 
 def save_policies(name: str, cell: str, cfg, result, seeds: int) -> Path:
@@ -66,34 +90,27 @@ def save_policies(name: str, cell: str, cfg, result, seeds: int) -> Path:
     import flax.serialization
     import jax
 
-    from surrogate.algos import rl2
     from surrogate.checkpoint import atomic_write
 
-    path = Path("runs/rl2_bench") / name / f"{cell}.msgpack"
+    path = policy_path(name, cell)
     path.parent.mkdir(parents=True, exist_ok=True)
-    policies = {str(i): jax.device_get(rl2.ALGO.seed_policy(cfg, result, i)) for i in range(seeds)}
+    policies = {str(i): jax.device_get(p) for i, p in enumerate(seed_policies(cfg, result, seeds))}
     atomic_write(path, flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(policies)))
     return path
 
 
-def wait_for(module: str, log, every: float = 60.0):
-    """Import ``module`` (a helper's baselines), waiting while it has not landed yet."""
-    import importlib
-
-    while True:
-        try:
-            return importlib.import_module(module)
-        except ImportError as e:
-            log(f"waiting for {module} ({e}); retrying in {every:.0f} s")
-            time.sleep(every)
+def training_figures(cfg, train_s: float, curve) -> dict:
+    """The training part of a cell's figures: wall time, env steps, the learning curve (<= ~50 points per seed)."""
+    stride = max(1, curve.shape[1] // 50)
+    return dict(train_s=round(train_s, 1), env_steps_per_seed=int(curve.shape[1] * cfg.batch_size),
+                learning_curve_every=stride, learning_curve=np.round(curve[:, ::stride], 3).tolist())
 
 
-def cell_figures(cfg, seeds, train_s, curve, totals, baselines, paper_row, extra=None, mode_totals=None):
+def cell_figures(cfg, seeds, training: dict, totals, baselines, paper_row, extra=None, mode_totals=None):
     per_seed = totals.mean(axis=1)
     extra = dict(extra or {})
     if mode_totals is not None:
         extra.update(rl2_mode_mean=float(mode_totals.mean()), rl2_mode_per_seed=mode_totals.mean(axis=1).tolist())
-    stride = max(1, curve.shape[1] // 50)
     return dict(
         setting=cfg.env, episodes=cfg.episodes, arms=cfg.arms if cfg.task == "bandit" else None,
         instances=int(totals.shape[1]), seeds=seeds, rl2_mean=float(per_seed.mean()),
@@ -102,9 +119,7 @@ def cell_figures(cfg, seeds, train_s, curve, totals, baselines, paper_row, extra
         rl2_instance_std_err=float(totals.mean(0).std(ddof=1) / np.sqrt(totals.shape[1])),
         baselines={k: dict(mean=float(v[0]), std_err=float(v[1]), hp=v[2]) for k, v in baselines.items()},
         paper=paper_row, paper_rl2=paper_row["RL2"], vs_paper_rl2=float(per_seed.mean() / paper_row["RL2"] - 1),
-        train_s=round(train_s, 1), env_steps_per_seed=int(curve.shape[1] * cfg.batch_size),
-        learning_curve_every=stride, learning_curve=np.round(curve[:, ::stride], 3).tolist(),
-        config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}, **extra)
+        **training, config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}, **extra)
 
 
 def summarize(name: str, cells: dict, columns: list, label) -> str:
@@ -115,13 +130,13 @@ def summarize(name: str, cells: dict, columns: list, label) -> str:
             "|---" * (len(columns) + 4) + "|"]
     for c, paper in cells.items():
         if c not in found:
-            rows.append(f"| {label(c)} | " + " | ".join(f"— ({paper[k]})" for k in columns) + " | not run | "
+            rows.append(f"| {label(c)} | " + " | ".join(f"— ({paper.get(k, '—')})" for k in columns) + " | not run | "
                         f"{paper['RL2']} | |")
             continue
         r = found[c]
         f = (lambda x: f"{x:.2f}") if paper["RL2"] < 20 else (lambda x: f"{x:.1f}")  # n = 10 bandits: 2 decimals
-        base = " | ".join(f"{f(r['baselines'][k.lower()]['mean'])} ({paper[k]})" if k.lower() in r["baselines"]
-                          else f"— ({paper[k]})" for k in columns)
+        base = " | ".join(f"{f(r['baselines'][k.lower()]['mean'])} ({paper.get(k, '—')})" if k.lower() in r["baselines"]
+                          else f"— ({paper.get(k, '—')})" for k in columns)
         err = f" ± {f(r['rl2_std_err_over_seeds'])}" if r["rl2_std_err_over_seeds"] is not None else ""
         rows.append(f"| {label(c)} | {base} | {f(r['rl2_mean'])}{err} ({r['seeds']}) | {paper['RL2']} | "
                     f"{r['rl2_mean'] / paper['RL2']:.3f} |")
@@ -132,23 +147,47 @@ def summarize(name: str, cells: dict, columns: list, label) -> str:
                | {"baselines": {k: v["mean"] for k, v in r["baselines"].items()}} for c, r in found.items()},
         missing=[c for c in cells if c not in found], markdown=table,
         note="each cell: baseline (paper) columns; RL² = mean over seeds of the mean trial total on the same "
-             f"{INSTANCES} draws as the baselines, ± standard error over seeds"))
+             "draws as the baselines (`instances` per cell), ± standard error over seeds"))
     return table
 
 
+def trained_policies(name, cell, cfg, args, previous: dict | None):
+    """``(env, policies, training figures)``: RL² trained on the cell now, or (``previous``: the cell's result
+    file, ``--reevaluate``) its saved policies and the training figures recorded with them."""
+    from surrogate import envs
+
+    if previous is not None:
+        training = {k: previous[k] for k in ("train_s", "env_steps_per_seed", "learning_curve_every", "learning_curve")}
+        return envs.make(cfg.env), load_policies(name, cell, cfg, previous["seeds"]), training
+    env, result, train_s, curve = train_cell(cfg, args.seeds, log)
+    log(f"{cell}: policies saved to {save_policies(name, cell, cfg, result, args.seeds)}")
+    return env, seed_policies(cfg, result, args.seeds), training_figures(cfg, train_s, curve)
+
+
 def run_cells(name, cells, make_config, compute, args, log=print):
-    """Train and evaluate each cell in ``args.cells`` not yet written (``--skip-done``)."""
+    """Train and evaluate each cell in ``args.cells`` not yet written (``--skip-done``); ``--reevaluate``:
+    evaluate the saved policies of the cells already written again (e.g. on more instances), no training."""
     folder = RESULTS / name
     folder.mkdir(parents=True, exist_ok=True)
     for c in args.cells:
         path = folder / f"{c}.json"
-        if args.skip_done and path.is_file():
+        previous = None
+        if args.reevaluate:
+            if not (path.is_file() and policy_path(name, c).is_file()):
+                log(f"{c}: nothing to re-evaluate (no {path} or {policy_path(name, c)})")
+                continue
+            previous = json.loads(path.read_text())
+            cfg = replace(make_config(c, args), **{k: v for k, v in previous["config"].items()
+                                                   if k in ("total_steps", "num_envs", "num_steps")})
+            args.seeds = previous["seeds"]
+        elif args.skip_done and path.is_file():
             log(f"{c}: done already ({path})")
             continue
-        cfg = make_config(c, args)
+        else:
+            cfg = make_config(c, args)
         log(f"{c}: {cfg.env}, {args.seeds} seeds, {cfg.total_steps} steps per seed "
             f"({cfg.num_envs} trials x {cfg.num_steps} steps per update)")
-        figures = compute(c, cfg, args)
+        figures = compute(c, cfg, args, previous)
         write_result(path, figures)
         log(f"{c}: RL² {figures['rl2_mean']:.2f} (paper {figures['paper_rl2']}), seeds {figures['rl2_per_seed']}, "
             f"{figures['train_s']:.0f} s -> {path}")
@@ -173,6 +212,9 @@ def main(doc: str, name: str, cells: dict, columns: list, make_config, compute, 
     p.add_argument("--trials", type=int, default=0, help="training trials per seed (0: the default per cell)")
     p.add_argument("--skip-done", action="store_true", help="skip cells whose result file exists")
     p.add_argument("--summary", action="store_true", help="only rebuild the summary from the cell files")
+    p.add_argument("--reevaluate", action="store_true",
+                   help="evaluate the saved policies of the cells already run again (no training)")
+    p.add_argument("--instances", type=int, default=INSTANCES, help="task draws every method is evaluated on")
     args = p.parse_args(argv)
     args.cells = [c for c in args.cells.split(",") if c]
     unknown = [c for c in args.cells if c not in cells]

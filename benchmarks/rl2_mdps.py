@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import rl2_common
-from rl2_common import INSTANCES, cell_figures, evaluate_cell, log, save_policies, train_cell, wait_for, with_budget
+from rl2_common import cell_figures, evaluate_cell, log, trained_policies, with_budget
 
 NAME = "rl2_mdps"
 COLUMNS = ["Random", "PSRL", "OPSRL", "UCRL2", "BEB", "eps_greedy", "Greedy"]
@@ -34,21 +34,20 @@ def make_config(cell, args):
     return with_budget(cfg, args.trials or TRIALS).validate()
 
 
-def compute(cell, cfg, args):
+def compute(cell, cfg, args, previous=None):
     from surrogate.algos import rl2
     from surrogate.envs import rl2_tasks
 
     n = int(cell[1:])
-    env, result, train_s, curve = train_cell(cfg, args.seeds, log)
-    log(f"{cell}: policies saved to {save_policies(NAME, cell, cfg, result, args.seeds)}")
-    mb = wait_for("surrogate.rl2.mdp_baselines", log)
-    reward_means, transitions = mb.draw_mdps(np.random.default_rng(2_000 + n), INSTANCES)
+    env, policies, training = trained_policies(NAME, cell, cfg, args, previous)
+    from surrogate.rl2 import mdp_baselines as mb
+    reward_means, transitions = mb.draw_mdps(np.random.default_rng(2_000 + n), args.instances)
     task = rl2.task_arrays(cfg, reward_means, transitions)
-    totals = evaluate_cell(cfg, env, result, args.seeds, task)
-    mode_totals = evaluate_cell(cfg, env, result, args.seeds, task, deterministic=True)
+    totals = evaluate_cell(cfg, env, policies, task)
+    mode_totals = evaluate_cell(cfg, env, policies, task, deterministic=True)
     t = time.time()
     baselines = mb.evaluate_mdp_baselines(reward_means, transitions, n, rl2_tasks.MDP_HORIZON, seed=7, tune=True)
-    return cell_figures(cfg, args.seeds, train_s, curve, totals, baselines, CELLS[cell],
+    return cell_figures(cfg, args.seeds, training, totals, baselines, CELLS[cell],
                         dict(baselines_s=round(time.time() - t, 1)), mode_totals)
 
 
