@@ -43,6 +43,13 @@ def test_protocol_configs():
     c = rllab.protocol_config(get("trpo"), env, iterations=500, batch=50_000, ddpg_steps=1_000_000)
     assert (c.num_envs, c.num_steps, c.total_steps) == (100, 500, 25_000_000)
     assert (c.hidden, c.gamma, c.gae_lambda, c.max_kl) == ((100, 50, 25), 0.99, 1.0, 0.1)
+    assert (c.cg_iters, c.cg_damping, c.fvp_fraction) == (10, 1e-5, 0.1)  # rllab's ConjugateGradientOptimizer
+    other = rllab.protocol_config(get("trpo"), env, 500, 50_000, 1, sets=rllab.parse_sets(["max_kl=0.03"]))
+    assert other.max_kl == 0.03 and other.cg_damping == 1e-5
+    with pytest.raises(ConfigError, match="not a hyperparameter of trpo"):
+        rllab.protocol_config(get("trpo"), env, 500, 50_000, 1, sets={"max_lk": 0.03})
+    with pytest.raises(ConfigError, match="name=value"):
+        rllab.parse_sets(["max_kl"])
     cem = rllab.protocol_config(get("cem"), env, iterations=7, batch=50_000, ddpg_steps=1)
     assert (cem.iterations, cem.population_size, cem.elite_frac) == (7, 100, 0.1)
     with pytest.raises(ConfigError, match="multiple of 100"):
@@ -53,6 +60,8 @@ def test_cli_bad_grid_exits_2_before_starting_ray(tmp_path, capsys):
     assert main(["bench", "rllab", "--tasks", "NoSuchTask-v0", "--out", str(tmp_path)]) == 2
     assert main(["bench", "rllab", "--algos", "ppo", "--tasks", "CartPole-v1", "--out", str(tmp_path)]) == 2
     assert main(["bench", "nosuch"]) == 2
+    assert main(["bench", "rllab", "--algos", "trpo", "--tasks", "CartPoleBalancing-rllab", "--set", "max_lk=1",
+                 "--out", str(tmp_path)]) == 2
     assert "Unknown environment id" in capsys.readouterr().err
     assert not (tmp_path / "trials").exists()
 

@@ -78,10 +78,28 @@ PAPER = {
 }
 
 
-def protocol_config(algo, env, iterations: int, batch: int, ddpg_steps: int):
+def parse_sets(items) -> dict:
+    """``--set name=value`` pairs as a dict, the values read as Python literals (numbers, booleans, tuples)
+    or else kept as strings."""
+    import ast
+
+    out = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--set {item!r}: write name=value, e.g. --set max_kl=0.03.")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
+def protocol_config(algo, env, iterations: int, batch: int, ddpg_steps: int, sets: dict | None = None):
     """``algo``'s config for ``env`` at the protocol: its ``rllab`` preset (or ``PROTOCOL``) with the env,
     the batch (``num_envs x num_steps`` = ``batch``: 100 envs x 500 steps on JAX envs, 10 on host envs)
-    and the number of iterations."""
+    and the number of iterations; then ``sets`` (``--set``: another point of the paper's grid, e.g.
+    TRPO's ``max_kl=0.03``)."""
     if "rllab" in algo.presets:
         base, overrides = algo.presets["rllab"], {}
     elif algo.name in PROTOCOL:
@@ -89,7 +107,12 @@ def protocol_config(algo, env, iterations: int, batch: int, ddpg_steps: int):
     else:
         raise ConfigError(f"{algo.name} has no rllab protocol (no `rllab` preset). Algorithms: {', '.join(ALGOS)}.")
     fields = {f.name for f in dataclasses.fields(base)}
-    config = dataclasses.replace(base, env=env.id, **{k: v for k, v in overrides.items() if k in fields})
+    unknown = sorted(set(sets or {}) - fields)
+    if unknown:
+        raise ConfigError(f"--set {', '.join(unknown)}: not a hyperparameter of {algo.name} "
+                          f"(see `surrogate train {algo.name} --help`).")
+    overrides = {**{k: v for k, v in overrides.items() if k in fields}, **(sets or {})}
+    config = dataclasses.replace(base, env=env.id, **overrides)
     if "iterations" in fields:  # population methods: one iteration = one population of episodes
         return dataclasses.replace(config, iterations=iterations).validate()
     if algo.name in OFF_POLICY:
@@ -119,7 +142,7 @@ def run_trial(trial: dict, checkpoint_dir: Path | None = None, chunks: int = 20)
     from surrogate.runtime.train import TrainResult
 
     algo, env = get(trial["runs"]), make_env(trial["task"])
-    config = protocol_config(algo, env, trial["iterations"], trial["batch"], trial["ddpg_steps"])
+    config = protocol_config(algo, env, trial["iterations"], trial["batch"], trial["ddpg_steps"], trial.get("set"))
     key, seeds = jax.random.PRNGKey(trial["seed"]), trial["seeds"]
     path = Path(checkpoint_dir) / f"{trial['name']}.msgpack" if checkpoint_dir else None
     previous = None
@@ -151,10 +174,12 @@ def make_trials(a) -> list:
 
     tasks, algos = expand(a.tasks, GROUPS), expand(a.algos, {"all": ALGOS})
     trials = [dict(name=f"{al}__{t}", algo=al, runs=runs_as(al, t), task=t, seeds=a.seeds, seed=a.seed,
-                   iterations=iterations_for(t, a.iterations), batch=a.batch, ddpg_steps=a.ddpg_steps)
+                   iterations=iterations_for(t, a.iterations), batch=a.batch, ddpg_steps=a.ddpg_steps,
+                   **({"set": parse_sets(a.set)} if a.set else {}))
               for t in tasks for al in algos]
     for tr in trials:  # every config is made (and validated) here, before a trial starts
-        protocol_config(get(tr["runs"]), make_env(tr["task"]), tr["iterations"], tr["batch"], tr["ddpg_steps"])
+        protocol_config(get(tr["runs"]), make_env(tr["task"]), tr["iterations"], tr["batch"], tr["ddpg_steps"],
+                        tr.get("set"))
     return trials
 
 
@@ -194,6 +219,8 @@ def main(argv) -> int:
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--table-only", action="store_true", help="write the table from finished trials, run nothing")
+    p.add_argument("--set", nargs="+", metavar="NAME=VALUE",
+                   help="hyperparameters over the protocol's, for every trial (another grid point: use its own --out)")
     a = p.parse_args(argv)
     for name in ("seeds", "iterations", "batch", "ddpg_steps"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
