@@ -235,6 +235,15 @@ def _version():
     return __version__
 
 
+def saved_run(run_dir: Path, algo: str | None) -> dict:
+    """The saved ``config.json`` of a run to continue, checked against the algorithm asked for (if any)."""
+    saved = read_config(run_dir)
+    if algo is not None and algo != saved["algo"]:
+        raise RunDirError(f"{run_dir} was trained with {saved['algo']}, not {algo}; resume it with "
+                          f"`surrogate train {saved['algo']} --resume {run_dir}`.")
+    return saved
+
+
 def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, *, resume: bool = False,
                  checkpoint_every: int | None = None, overwrite: bool = False, eval_episodes: int = 20,
                  progress: bool = False, seed: int = 0, stop_after: int | None = None):
@@ -248,10 +257,7 @@ def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, 
 
     run_dir = Path(run_dir)
     if resume:
-        saved = read_config(run_dir)
-        if algo is not None and algo != saved["algo"]:
-            raise ConfigError(f"{run_dir} was trained with {saved['algo']}, not {algo}; resume it with "
-                              f"`surrogate train {saved['algo']} --resume {run_dir}`.")
+        saved = saved_run(run_dir, algo)
         algorithm, config = config_from_saved(saved, run_dir / CONFIG)
         algo, seeds, checkpoint_every, seed = saved["algo"], saved["seeds"], saved["checkpoint_every"], saved.get("seed", 0)
     else:

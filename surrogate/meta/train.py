@@ -205,14 +205,11 @@ def train_in_dir(run_dir, algo: str | None = None, config: Config | None = None,
     """Meta-train into ``run_dir`` (or continue it with ``resume``), then evaluate into ``eval.json``.
     ``stop_after`` stops after that many meta-iterations without evaluating, as an interruption would.
     Returns the evaluation (``None`` when stopped early)."""
-    from surrogate.run import prepare_dir, read_config, write_json
+    from surrogate.run import prepare_dir, saved_run, write_json
 
     run_dir = Path(run_dir)
     if resume:
-        saved = read_config(run_dir)
-        if algo is not None and algo != saved["algo"]:
-            raise RunDirError(f"{run_dir} was trained with {saved['algo']}, not {algo}; resume it with "
-                              f"`surrogate train {saved['algo']} --resume {run_dir}`.")
+        saved = saved_run(run_dir, algo)
         algo, seeds, seed, checkpoint_every = saved["algo"], saved["seeds"], saved["seed"], saved["checkpoint_every"]
         config = config_from_saved(saved, run_dir / CONFIG)
     elif config is None:
