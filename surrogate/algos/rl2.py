@@ -83,10 +83,6 @@ class Config(rp.Config):
                                   f"--arms from {rl2_tasks.BANDIT_ARMS} and --episodes from {rl2_tasks.BANDIT_EPISODES}.")
             raise ConfigError(f"No MDP setting with --episodes {self.episodes}: choose --episodes from "
                               f"{rl2_tasks.MDP_EPISODES}.")
-        trial = trial_length(self.task, self.episodes)
-        if self.num_steps % trial:  # e.g. dataclasses.replace(config, episodes=...) keeps the old num_steps
-            raise ConfigError(f"num_steps {self.num_steps} is not a whole number of trials of {trial} steps "
-                              f"({self.task}, {self.episodes} episodes): pass num_steps=0 (one trial per rollout).")
         return rp.Config.validate(self)
 
 
