@@ -181,14 +181,15 @@ def optimizer(config: Config):
     return optax.chain(clip, optax.adam(config.learning_rate))
 
 
-def check_buffer_fits(config: Config, item_bytes: int, seeds: int = 1):
-    """A clear error, before anything is allocated, when the replay buffer cannot fit in this machine's memory."""
-    need = config.buffer_size * item_bytes * seeds
+def check_buffer_fits(config: Config, item_bytes: int):
+    """A clear error, before anything is allocated, when one seed's replay buffer cannot fit in this machine's
+    memory (with 20% to spare)."""
+    need = config.buffer_size * item_bytes
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > 0.8 * have:
         raise ConfigError(f"the replay buffer of {config.buffer_size:,} transitions ({item_bytes:,} bytes each: obs "
                           f"and next obs) needs {need / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB. "
-                          f"Lower --buffer-size (at most ~{int(0.8 * have / item_bytes / seeds):,}).")
+                          f"Lower --buffer-size (at most ~{int(0.8 * have / item_bytes):,}).")
 
 
 def init(config: Config, env, key) -> DQNState:
