@@ -181,8 +181,10 @@ def write_curve(c: dict, steps_done: int, out: Path = RESULTS) -> None:
     fig = {"env": ENV, "seed": 0, "preset": "atari", "steps_done": steps_done, "target": TARGET,
            "steps_to_target": reached, "last100_mean_return": last, **c, "cleanrl": CLEANRL}
     write_result(out / CURVE.name, fig)
-    summary = json.loads((out / "atari.json").read_text()) if (out / "atari.json").is_file() else {}
-    summary = {k: v for k, v in summary.items() if k not in ("command", "date", "machine", "versions")}
+    old = json.loads((out / "atari.json").read_text()) if (out / "atari.json").is_file() else {}
+    summary = {k: v for k, v in old.items() if k not in ("command", "date", "machine", "versions")}
+    if "speedup_vs_sb3_sps" in old and "speed_command" not in old:  # the speed figures keep their provenance
+        summary.update(speed_command=old["command"], speed_date=old["date"])
     summary.update(pong_final_return=last, pong_steps_to_18=reached, pong_steps_done=steps_done,
                    cleanrl_ppo_atari_10M_return=CLEANRL["ppo_atari_10M_return"])
     write_result(out / "atari.json", summary)
@@ -206,7 +208,7 @@ def main():
         print(json.dumps(figures))
         if not a.quick:
             old = json.loads((RESULTS / "atari.json").read_text()) if (RESULTS / "atari.json").is_file() else {}
-            keep = {k: v for k, v in old.items() if k.startswith(("pong_", "cleanrl_"))}
+            keep = {k: v for k, v in old.items() if k.startswith(("pong_", "cleanrl_"))}  # (speed_*: replaced)
             import ale_py
 
             write_result(RESULTS / "atari.json", {**keep, **figures}, {"ale_py": ale_py.__version__})
