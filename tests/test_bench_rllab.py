@@ -44,6 +44,8 @@ def test_protocol_configs():
     assert (c.num_envs, c.num_steps, c.total_steps) == (100, 500, 25_000_000)
     assert (c.hidden, c.gamma, c.gae_lambda, c.max_kl) == ((100, 50, 25), 0.99, 1.0, 0.1)
     assert (c.cg_iters, c.cg_damping, c.fvp_fraction) == (10, 1e-5, 0.1)  # rllab's ConjugateGradientOptimizer
+    basic = rllab.protocol_config(get("trpo"), envs.make("CartPoleBalancing-rllab"), 500, 50_000, 1)
+    assert basic.max_kl == 0.03  # the basic tasks' grid point chosen on the double pendulum
     other = rllab.protocol_config(get("trpo"), env, 500, 50_000, 1, sets=rllab.parse_sets(["max_kl=0.03"]))
     assert other.max_kl == 0.03 and other.cg_damping == 1e-5
     with pytest.raises(ConfigError, match="not a hyperparameter of trpo"):
