@@ -45,12 +45,11 @@ def make_config(cell, args):
 
 def compute(cell, cfg, args, previous=None):
     from surrogate.algos import rl2
-
-    n, k = parse(cell)
-    env, policies, training = trained_policies(NAME, cell, cfg, args, previous)
     from surrogate.rl2 import bandit_baselines as bb
     from surrogate.rl2.bayes_optimal import MAX_PULLS, bayes_optimal, bayes_optimal_value
 
+    n, k = parse(cell)
+    env, policies, training = trained_policies(NAME, cell, cfg, args, previous)
     means = bb.draw_bandits(np.random.default_rng(1_000 + 10 * n + k), args.instances, k)
     task = rl2.task_arrays(cfg, means)
     totals = evaluate_cell(cfg, env, policies, task)

@@ -37,10 +37,10 @@ def make_config(cell, args):
 def compute(cell, cfg, args, previous=None):
     from surrogate.algos import rl2
     from surrogate.envs import rl2_tasks
+    from surrogate.rl2 import mdp_baselines as mb
 
     n = int(cell[1:])
     env, policies, training = trained_policies(NAME, cell, cfg, args, previous)
-    from surrogate.rl2 import mdp_baselines as mb
     reward_means, transitions = mb.draw_mdps(np.random.default_rng(2_000 + n), args.instances)
     task = rl2.task_arrays(cfg, reward_means, transitions)
     totals = evaluate_cell(cfg, env, policies, task)
