@@ -130,13 +130,13 @@ def summarize(name: str, cells: dict, columns: list, label) -> str:
             "|---" * (len(columns) + 4) + "|"]
     for c, paper in cells.items():
         if c not in found:
-            rows.append(f"| {label(c)} | " + " | ".join(f"— ({paper.get(k, '—')})" for k in columns) + " | not run | "
-                        f"{paper['RL2']} | |")
+            rows.append(f"| {label(c)} | " + " | ".join(f"— ({paper.get(k, '—')})" for k in columns)
+                        + f" | not run | {paper['RL2']} | |")
             continue
         r = found[c]
         f = (lambda x: f"{x:.2f}") if paper["RL2"] < 20 else (lambda x: f"{x:.1f}")  # n = 10 bandits: 2 decimals
-        base = " | ".join(f"{f(r['baselines'][k.lower()]['mean'])} ({paper.get(k, '—')})" if k.lower() in r["baselines"]
-                          else f"— ({paper.get(k, '—')})" for k in columns)
+        cell = lambda k: f"{f(r['baselines'][k.lower()]['mean'])}" if k.lower() in r["baselines"] else "—"
+        base = " | ".join(f"{cell(k)} ({paper.get(k, '—')})" for k in columns)
         err = f" ± {f(r['rl2_std_err_over_seeds'])}" if r["rl2_std_err_over_seeds"] is not None else ""
         rows.append(f"| {label(c)} | {base} | {f(r['rl2_mean'])}{err} ({r['seeds']}) | {paper['RL2']} | "
                     f"{r['rl2_mean'] / paper['RL2']:.3f} |")

@@ -3,6 +3,7 @@ hyperparameters, the learner (network, optimiser), initial state, acting functio
 rollout (``prepare``). Each method adds its update; the runtime runs it.
 """
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -75,6 +76,17 @@ class OnPolicyConfig:
 def positive(config, name: str):
     if not getattr(config, name) > 0:
         raise ConfigError(f"{name} must be > 0, got {getattr(config, name)!r}. Pass a positive --{name.replace('_', '-')}.")
+
+
+def check_replay_fits(capacity: int, example_item):
+    """A clear error, before anything is allocated, when a replay buffer of ``capacity`` items like
+    ``example_item`` would not fit in this machine's memory (with 20% to spare)."""
+    item_bytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(example_item))
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if capacity * item_bytes > 0.8 * have:
+        raise ConfigError(f"a replay buffer of {capacity:,} transitions ({item_bytes:,} bytes each) needs "
+                          f"{capacity * item_bytes / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB. "
+                          f"Lower --buffer-size (at most ~{int(0.8 * have / item_bytes):,}).")
 
 
 # ----------------------------------------------------------------------------- learner and state

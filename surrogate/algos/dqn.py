@@ -9,7 +9,6 @@ target network (eq. 3; double Q-learning, van Hasselt et al. 2016, eq. 4), then 
 the iterations, on JAX or host envs. Variants: n-step targets (``core.nstep``), prioritized replay
 (``core.prioritized``), CNN torsos (``core.q_networks``), soft DQN (``soft_tau``; ``algos.soft_dqn``).
 """
-import os
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from surrogate.algos.actor_critic import key_rng, positive
+from surrogate.algos.actor_critic import check_replay_fits, key_rng, positive
 from surrogate.core.networks import numpy_policy
 from surrogate.core.nstep import Transition, init_window, n_step_q_targets, rollout_transitions
 from surrogate.core.q_networks import QNetwork, explore_from_bits, lecun_normal_np, mlp_q_params_np  # noqa: F401
@@ -93,39 +92,30 @@ class Config:
 
 
 PRESETS = {
-    # rejax 0.1.3's configs/gymnax/cartpole.yaml with its semantics: dueling 64-64 swish net, Flax's init,
-    # 5 updates of batch 100 per step of 10 envs, Polyak 0.98 every step, 0.5 * squared TD error, element-wise
-    # clip 10, timeouts terminal, updates once more than 5000 steps were taken before an iteration (5010
-    # after it). (rejax samples minibatches without replacement; here with, as SB3 and the paper.)
+    # rejax 0.1.3's configs/gymnax/cartpole.yaml, its semantics: dueling 64-64 swish, Flax's init, 5 updates of batch
+    # 100 per step of 10 envs, Polyak 0.98 every step, 0.5 TD^2, element-wise clip 10, timeouts terminal, updates once
+    # > 5000 steps were taken before an iteration (5010 after). (rejax samples without replacement; here with, as SB3.)
     "cartpole-rejax": Config(),
-    # rejax's config with truncations bootstrapped and a 128-128 net, steadier: measured here, the greedy
-    # policy after 100k steps scored >= 475 for 39 of 40 seeds (with rejax's 64-64 net 18 of 24; rejax
-    # 0.1.3 itself at its config 6 of 8).
+    # rejax's config with truncations bootstrapped and a 128-128 net, steadier: the greedy policy after 100k steps
+    # scored >= 475 for 39 of 40 seeds here (with rejax's 64-64 net 18 of 24; rejax 0.1.3 itself 6 of 8).
     "cartpole": Config(hidden=(128, 128), bootstrap_truncation=True),
-    # rl-zoo3's hyperparams/dqn.yml CartPole-v1 with SB3 2.9.2's semantics: 256-256 relu, no dueling or double
-    # Q, Huber loss, global-norm clip 10, truncations bootstrapped. SB3's target copy every 10 env steps happens
-    # during each 256-step collection: a copy every iteration. (SB3 moves epsilon every env step and starts
-    # from PyTorch's default init; here epsilon moves per iteration, Flax's init.)
+    # rl-zoo3's hyperparams/dqn.yml CartPole-v1, SB3 2.9.2's semantics: 256-256 relu, no dueling or double Q, Huber,
+    # global-norm clip 10, truncations bootstrapped; SB3's target copy every 10 env steps: every 256-step iteration.
+    # (SB3 moves epsilon every env step and starts from PyTorch's init; here per iteration, Flax's init.)
     "cartpole-zoo": Config(total_steps=50_000, num_envs=1, num_steps=256, buffer_size=100_000, learning_starts=1000,
                            batch_size=64, gradient_steps=128, learning_rate=2.3e-3, tau=0.0, eps_end=0.04,
                            exploration_fraction=0.16, double_q=False, loss="huber", dueling=False, hidden=(256, 256),
                            activation="relu", grad_clip="global_norm", bootstrap_truncation=True),
-    # MinAtar's DQN (Young & Tian 2019, kenjyoung/MinAtar examples/dqn.py): one env, one update of batch 32 per
-    # frame, replay 100k from 5000 frames, a target copy every 1000 updates, centered RMSprop 2.5e-4 (decay
-    # 0.95, eps 0.01), Huber loss, epsilon 1 -> 0.1 over the 100k frames after replay start, no double Q,
-    # dueling or gradient clip, their CNN; every episode end terminal (MinAtar knows no truncation).
+    # MinAtar's DQN (Young & Tian 2019, examples/dqn.py): centered RMSprop (decay 0.95, eps 0.01), epsilon 1 -> 0.1
+    # over the 100k frames after replay start, their CNN, every episode end terminal; the rest as written.
     "minatar": Config(env="Breakout-MinAtar", total_steps=5_000_000, num_envs=1, num_steps=1, buffer_size=100_000,
                       learning_starts=5_000, batch_size=32, gradient_steps=1, learning_rate=2.5e-4, tau=0.0,
                       target_update_interval=1_000, eps_end=0.1, exploration_steps=100_000, double_q=False,
                       loss="huber", dueling=False, network="minatar_cnn", opt="centered_rmsprop", grad_clip="none"),
-    # CleanRL's dqn_atari.py (v1; its Pong-v5 benchmark 20.25 +- 0.41 over 3 seeds): 10M agent steps of one env,
-    # one update of batch 32 every 4 steps from 80k on, replay 1M, Adam 1e-4, a target copy every 1000 steps
-    # (250 iterations of 4), epsilon 1 -> 0.01 over the first 10% of the steps, squared TD error, no double Q,
-    # dueling or gradient clip, the Nature CNN, every episode end terminal. (Its buffer stores each frame
-    # stack once, 28 GB; this one stores obs and next obs, 56 GB: lower --buffer-size on a smaller machine.)
+    # CleanRL's dqn_atari.py (Pong 20.25 +- 0.41), squared TD error; its replay of 1M is 53 GiB here (obs and next obs)
     "atari": Config(env="ALE/Pong-v5", total_steps=10_000_000, num_envs=1, num_steps=4, buffer_size=1_000_000,
                     learning_starts=80_000, batch_size=32, gradient_steps=1, learning_rate=1e-4, tau=0.0,
-                    target_update_interval=250, eps_end=0.01, exploration_fraction=0.1, double_q=False, loss="l2",
+                    target_update_interval=250, eps_end=0.01, exploration_fraction=0.1, double_q=False,
                     dueling=False, network="nature_cnn", grad_clip="none"),
 }
 METRICS = ("q_loss", "q_mean", "epsilon", "buffer_size")
@@ -181,17 +171,6 @@ def optimizer(config: Config):
     return optax.chain(clip, optax.adam(config.learning_rate))
 
 
-def check_buffer_fits(config: Config, item_bytes: int):
-    """A clear error, before anything is allocated, when one seed's replay buffer cannot fit in this machine's
-    memory (with 20% to spare)."""
-    need = config.buffer_size * item_bytes
-    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if need > 0.8 * have:
-        raise ConfigError(f"the replay buffer of {config.buffer_size:,} transitions ({item_bytes:,} bytes each: obs "
-                          f"and next obs) needs {need / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB. "
-                          f"Lower --buffer-size (at most ~{int(0.8 * have / item_bytes):,}).")
-
-
 def init(config: Config, env, key) -> DQNState:
     """On the host, nothing compiled: the online network drawn in NumPy, the target a copy, zeros elsewhere."""
     if not env.discrete:
@@ -201,7 +180,7 @@ def init(config: Config, env, key) -> DQNState:
     opt_state = zeros(jax.eval_shape(optimizer(config).init, params))  # Adam's moments and count start at 0
     obs = np.zeros(env.obs_shape, np.uint8 if config.network != "mlp" else np.float32)  # images: uint8
     item = Transition(obs, np.zeros((), np.int32), np.float32(0), np.float32(0), obs, np.zeros((), np.int32))
-    check_buffer_fits(config, sum(np.asarray(x).nbytes for x in item))
+    check_replay_fits(config.buffer_size, item)
     replay = zeros(jax.eval_shape(lambda: init_replay(config.buffer_size, item)))
     window = () if config.n_step == 1 else zeros(jax.eval_shape(
         lambda: init_window(config.n_step, config.num_envs, env.obs_shape, obs.dtype)))
@@ -275,9 +254,8 @@ def td_targets(config: Config, env, params, mb: Transition, next_q_target):
 def td_loss(config: Config, env, params, mb: Transition, next_q_target, weights=None, errors: bool = False):
     """The mean of ``0.5 err^2`` or Huber(err) (the paper's error clipping) of the TD errors ``Q(s, a) - y``,
     times prioritized replay's ``weights``; with the mean ``Q(s, a)`` (and the errors if ``errors``)."""
-    y = td_targets(config, env, params, mb, next_q_target)
     q = jnp.take_along_axis(q_values(config, env, params, mb.obs), mb.action[:, None], axis=-1)[:, 0]
-    err = q - y
+    err = q - td_targets(config, env, params, mb, next_q_target)
     loss = huber_loss(err) if config.loss == "huber" else 0.5 * err**2
     return (loss if weights is None else weights * loss).mean(), ((q.mean(), err) if errors else q.mean())
 

@@ -108,7 +108,8 @@ def protocol_config(algo, env, iterations: int, batch: int, ddpg_steps: int, set
     if "rllab" in algo.presets:
         base, overrides = algo.presets["rllab"], {}
     elif algo.name in PROTOCOL:
-        base, overrides = algo.Config(), {**PROTOCOL[algo.name], **(BASIC_PROTOCOL.get(algo.name, {}) if env.id in BASIC else {})}
+        basic = BASIC_PROTOCOL.get(algo.name, {}) if env.id in BASIC else {}
+        base, overrides = algo.Config(), {**PROTOCOL[algo.name], **basic}
     else:
         raise ConfigError(f"{algo.name} has no rllab protocol (no `rllab` preset). Algorithms: {', '.join(ALGOS)}.")
     fields = {f.name for f in dataclasses.fields(base)}
@@ -180,7 +181,7 @@ def make_trials(a) -> list:
     tasks, algos = expand(a.tasks, GROUPS), expand(a.algos, {"all": ALGOS})
     trials = [dict(name=f"{al}__{t}", algo=al, runs=runs_as(al, t), task=t, seeds=a.seeds, seed=a.seed,
                    iterations=iterations_for(t, a.iterations), batch=a.batch, ddpg_steps=a.ddpg_steps,
-                   **({"set": parse_sets(a.set)} if a.set else {}))
+                   **({"set": parse_sets(a.set)} if getattr(a, "set", None) else {}))
               for t in tasks for al in algos]
     for tr in trials:  # every config is made (and validated) here, before a trial starts
         protocol_config(get(tr["runs"]), make_env(tr["task"]), tr["iterations"], tr["batch"], tr["ddpg_steps"],

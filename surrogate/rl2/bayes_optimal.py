@@ -46,7 +46,8 @@ def _choices(k: int, arms: tuple):
 def _q(k: int, arms: tuple, left: int, arm: tuple) -> float:
     """The expected total of pulling ``arm`` with ``left`` pulls to go, then playing optimally."""
     p = (1.0 + arm[0]) / (2.0 + arm[0] + arm[1])
-    return p * (1.0 + _value(k, _after(arms, arm, True), left - 1)) + (1.0 - p) * _value(k, _after(arms, arm, False), left - 1)
+    win, lose = _value(k, _after(arms, arm, True), left - 1), _value(k, _after(arms, arm, False), left - 1)
+    return p * (1.0 + win) + (1.0 - p) * lose
 
 
 def _check_size(k: int, n: int):
