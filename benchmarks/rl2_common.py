@@ -1,10 +1,11 @@
 """What benchmarks/rl2_bandits.py and benchmarks/rl2_mdps.py share: train RL² on one cell of the paper's
-table (seeds vmapped), evaluate every seed on the same 1000 task draws as the baselines, write one result
+table (seeds vmapped), evaluate every seed on the same task draws as the baselines (``--instances``, 10,000;
+``--reevaluate``: the saved policies again, no training), write one result
 file per cell (an interrupted run loses only the cell in flight), then the summary and a Markdown table.
 
 Duan et al. 2016 (arXiv 1611.02779), Tables 1-2: each cell is the total reward over a trial of n episodes,
 averaged over 1000 task instances. Our RL² figure per cell is the mean over seeds of each seed's mean over
-the 1000 draws (its standard error over seeds beside it); the baselines are computed on the same draws.
+the draws (its standard error over seeds beside it); the baselines are computed on the same draws.
 """
 import argparse
 import json
@@ -63,16 +64,14 @@ def seed_policies(cfg, result, seeds: int) -> list:
     return [rl2.ALGO.seed_policy(cfg, result, i) for i in range(seeds)]
 
 
-def load_policies(name: str, cell: str, cfg, seeds: int) -> list:
+def load_policies(name: str, cell: str, cfg, env, seeds: int) -> list:
     """The policies ``save_policies`` wrote for ``cell`` (restored into the structure a fresh run has)."""
     import flax.serialization
     import jax
 
-    from surrogate import envs
     from surrogate.algos import rl2
     from surrogate.runtime.train import TrainResult
 
-    env = envs.make(cfg.env)
     template = rl2.ALGO.state_template(cfg, env, jax.random.PRNGKey(0), seeds)
     like = {str(i): p for i, p in enumerate(seed_policies(cfg, TrainResult(template, None, 0), seeds))}
     saved = flax.serialization.msgpack_restore(policy_path(name, cell).read_bytes())
@@ -158,7 +157,8 @@ def trained_policies(name, cell, cfg, args, previous: dict | None):
 
     if previous is not None:
         training = {k: previous[k] for k in ("train_s", "env_steps_per_seed", "learning_curve_every", "learning_curve")}
-        return envs.make(cfg.env), load_policies(name, cell, cfg, previous["seeds"]), training
+        env = envs.make(cfg.env)
+        return env, load_policies(name, cell, cfg, env, previous["seeds"]), training
     env, result, train_s, curve = train_cell(cfg, args.seeds, log)
     log(f"{cell}: policies saved to {save_policies(name, cell, cfg, result, args.seeds)}")
     return env, seed_policies(cfg, result, args.seeds), training_figures(cfg, train_s, curve)

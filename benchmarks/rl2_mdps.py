@@ -1,6 +1,6 @@
 """RL² on random tabular MDPs: the paper's Table 2 (Duan et al. 2016, arXiv 1611.02779, sec. 4.2) with every
 baseline (helper module ``surrogate.rl2.mdp_baselines``: Random, PSRL, OPSRL, UCRL2, BEB, eps-Greedy, Greedy,
-tuned per cell) and RL² trained per cell (seeds vmapped), all on the same 1000 MDPs (10 states, 5 actions,
+tuned per cell) and RL² trained per cell (seeds vmapped), all on the same MDPs (10,000 by default; 10 states, 5 actions,
 reward means ~ N(1, 1) with unit-variance Gaussian rewards, flat-Dirichlet transitions, episodes of 10 steps
 from the first state).
 

@@ -288,16 +288,18 @@ def train_in_dir(run_dir, algo: str | None = None, config=None, seeds: int = 1, 
             print(f"note: total_steps {total} is not a multiple of the batch ({batch} steps); training runs "
                   f"{iterations} updates = {iterations * steps} steps.", file=sys.stderr)
     logger = DirLogger(run_dir, iterations, seeds, progress, first_update=done)
+    discard = False  # a ConfigError found at initialisation (e.g. a buffer too big): leave no half-made run behind
     try:
         until = None if stop_after is None else done + stop_after
         result = algorithm.train(config, env, key, seeds=seeds, logger=logger, resume=previous,
                                  chunk_updates=checkpoint_every, until=until)
-    except ConfigError:  # found at initialisation (e.g. a buffer too big): leave no half-made run behind
-        logger.close()
-        if not resume and created and not (run_dir / CKPT).is_file():
-            shutil.rmtree(run_dir, ignore_errors=True)
+    except ConfigError:
+        discard = not resume and created and not (run_dir / CKPT).is_file()
         raise
-    logger.close()
+    finally:
+        logger.close()
+        if discard:
+            shutil.rmtree(run_dir, ignore_errors=True)
     if stop_after is None:
         finish(run_dir, algorithm, config, env, result, seeds, eval_episodes)
     return result

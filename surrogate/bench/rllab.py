@@ -179,9 +179,10 @@ def make_trials(a) -> list:
     from surrogate.algos import get
 
     tasks, algos = expand(a.tasks, GROUPS), expand(a.algos, {"all": ALGOS})
+    sets = parse_sets(getattr(a, "set", None))
     trials = [dict(name=f"{al}__{t}", algo=al, runs=runs_as(al, t), task=t, seeds=a.seeds, seed=a.seed,
                    iterations=iterations_for(t, a.iterations), batch=a.batch, ddpg_steps=a.ddpg_steps,
-                   **({"set": parse_sets(a.set)} if getattr(a, "set", None) else {}))
+                   **({"set": sets} if sets else {}))
               for t in tasks for al in algos]
     for tr in trials:  # every config is made (and validated) here, before a trial starts
         protocol_config(get(tr["runs"]), make_env(tr["task"]), tr["iterations"], tr["batch"], tr["ddpg_steps"],
