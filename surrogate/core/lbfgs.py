@@ -22,7 +22,21 @@ def lbfgs_minimize(fun, x0, iters: int, memory: int = 10, patience: int | None =
     over seeds, evaluate the gradient again every iteration). The loop is a ``lax.while_loop``, so with
     ``patience`` the iterations after convergence cost nothing: on REPS's dual the zoom line search spends
     its 20 steps on each of the ~40 iterations after float32 convergence (10x the useful evaluations), but
-    ``patience=2`` there also stopped 2 of 15 vmapped duals early, 7-11 above the full run's minimum."""
+    ``patience=2`` there also stopped 2 of 15 vmapped duals early, 7-11 above the full run's minimum.
+
+    Under ``vmap`` (seeds) the problems are solved one after another (``jax.custom_batching.sequential_vmap``):
+    vmapped, every iteration waits for the longest line search among the seeds and the line search's
+    branches all run, which cost 2.1x the sequential time on a 5-seed RWR policy fit of 50k samples here
+    (benchmarks/README.md, "L-BFGS under vmap")."""
+    traced = jax.make_jaxpr(fun)(x0)  # the data ``fun`` closes over (batched or not) becomes an argument
+    converted = lambda x, consts: jax.core.eval_jaxpr(traced.jaxpr, consts, *jax.tree.leaves(x))[0]
+    solve = jax.custom_batching.sequential_vmap(
+        lambda x, consts: _lbfgs_loop(lambda y: converted(y, consts), x, iters, memory, patience))
+    return solve(x0, list(traced.consts))
+
+
+def _lbfgs_loop(fun, x0, iters: int, memory: int, patience: int | None):
+    """``lbfgs_minimize`` for one problem."""
     flat0, unravel = ravel_pytree(x0)
     f = lambda flat: fun(unravel(flat))
     opt = optax.lbfgs(memory_size=memory)
