@@ -21,30 +21,53 @@ from common import RESULTS, write_result
 INSTANCES = 10_000  # the paper: 1000 (its cells' standard error is then ~1% of a n = 10 bandit total)
 
 
-def train_cell(cfg, seeds: int, log, chunk: int = 20):
+def train_cell(cfg, seeds: int, log, chunk: int = 20, checkpoint_path: Path | None = None):
     """Train ``seeds`` seeds of RL² with ``cfg`` (one compiled program per chunk of updates); returns the
-    result, the wall time and the learning curve (mean trial total per update, per seed)."""
+    result, the wall time and the learning curve (mean trial total per update, per seed). With
+    ``checkpoint_path`` the whole training state is saved there after each chunk and a run that finds it
+    continues from it (the same trajectory); it is removed once training ends. Its name carries a digest
+    of the config and the seeds, so a changed cell starts afresh."""
     import jax
 
-    from surrogate import envs
+    from surrogate import checkpoint, envs
     from surrogate.algos import rl2
+    from surrogate.runtime.train import TrainResult
 
     env = envs.make(cfg.env)
     updates = rl2.ALGO.num_iterations(cfg)
-    t0 = time.time()
+    key = jax.random.PRNGKey(cfg.arms * 1000 + cfg.episodes)
+    previous, t0, spent = None, time.time(), 0.0
+    if checkpoint_path is not None and checkpoint_path.is_file():
+        state, history, done = checkpoint.load(checkpoint_path, rl2.ALGO.state_template(cfg, env, key, seeds))
+        previous = TrainResult(state, history, rl2.ALGO.steps_per_iteration(cfg, env))
+        clock = checkpoint_path.with_suffix(".json")  # training seconds before this process
+        spent = json.loads(clock.read_text())["train_s"] if clock.is_file() else float("nan")
+        log(f"  {cfg.env}: resumed at update {done}/{updates} from {checkpoint_path}")
 
     def logger(result, done):
         h = result.history
         ret = h["episode_return_sum"][:, -1] / np.maximum(h["episode_count"][:, -1], 1)
         log(f"  {cfg.env}: update {done}/{updates}, {time.time() - t0:.0f} s, trial totals "
             + " ".join(f"{r:.2f}" for r in ret))
+        if checkpoint_path is not None:
+            checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint.save(checkpoint_path, result.state, result.history, done)
+            checkpoint_path.with_suffix(".json").write_text(json.dumps({"train_s": time.time() - t0 + spent}))
 
-    result = rl2.ALGO.train(cfg, env, jax.random.PRNGKey(cfg.arms * 1000 + cfg.episodes), seeds=seeds, logger=logger,
-                            chunk_updates=chunk)
+    result = rl2.ALGO.train(cfg, env, key, seeds=seeds, resume=previous, logger=logger, chunk_updates=chunk)
     jax.block_until_ready(result.state)
     h = result.history
     curve = h["episode_return_sum"] / np.maximum(h["episode_count"], 1)
-    return env, result, time.time() - t0, curve
+    return env, result, time.time() - t0 + spent, curve
+
+
+def training_checkpoint(name: str, cell: str, cfg, seeds: int) -> Path:
+    """Where ``train_cell`` keeps a cell's training state: ``runs/rl2_bench/<name>/<cell>-<digest>.train.msgpack``."""
+    import dataclasses
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), seeds], sort_keys=True).encode()).hexdigest()[:10]
+    return Path("runs/rl2_bench") / name / f"{cell}-{digest}.train.msgpack"
 
 
 def evaluate_cell(cfg, env, policies, task, deterministic: bool = False):
@@ -159,8 +182,11 @@ def trained_policies(name, cell, cfg, args, previous: dict | None):
         training = {k: previous[k] for k in ("train_s", "env_steps_per_seed", "learning_curve_every", "learning_curve")}
         env = envs.make(cfg.env)
         return env, load_policies(name, cell, cfg, env, previous["seeds"]), training
-    env, result, train_s, curve = train_cell(cfg, args.seeds, log)
+    ckpt = training_checkpoint(name, cell, cfg, args.seeds)
+    env, result, train_s, curve = train_cell(cfg, args.seeds, log, checkpoint_path=ckpt)
     log(f"{cell}: policies saved to {save_policies(name, cell, cfg, result, args.seeds)}")
+    ckpt.unlink(missing_ok=True)
+    ckpt.with_suffix(".json").unlink(missing_ok=True)
     return env, seed_policies(cfg, result, args.seeds), training_figures(cfg, train_s, curve)
 
 
