@@ -136,7 +136,7 @@ def test_miniimagenet_bad_layouts(mini, tmp_path):
 
 def test_digits_embedded_default():
     train, test = load_fewshot("digits", "train"), load_fewshot("digits", "test")
-    assert train.shape == test.shape == (20, 174, 28, 28, 1)
+    assert train.shape == test.shape == (20, 174, 8, 8, 1)
     assert 0.0 <= train.min() and train.max() <= 1.0
     np.testing.assert_array_equal(train[1], np.rot90(train[0], 1, axes=(1, 2)))
     assert {x.tobytes() for x in train[::4, 0]}.isdisjoint({x.tobytes() for x in test[::4, 0]})

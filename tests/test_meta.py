@@ -167,6 +167,20 @@ def test_convnet_shapes_and_parameters(small_net):
     assert p84["params"]["Dense_0"]["kernel"].shape == (6 * 6 * 64, 5)  # 84 -> 42 -> 21 -> 11 -> 6
 
 
+def test_im2col_conv_equals_flax_conv_in_values_gradients_and_initial_parameters():
+    import flax.linen as nn
+
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 7, 6, 2))  # odd, non-square: the padding's edges
+    ours, flax_conv = convnet.Conv3x3(5), nn.Conv(5, (3, 3), padding="SAME")
+    params = flax_conv.init(jax.random.PRNGKey(2), x)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), ours.init(jax.random.PRNGKey(2), x), params))
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+    np.testing.assert_allclose(ours.apply(params, x), flax_conv.apply(params, x), atol=1e-5)
+    grad = lambda net: jax.grad(lambda p, x: jnp.sum(jnp.sin(net.apply(p, x))), argnums=(0, 1))(params, x)  # noqa: E731
+    for a, b in zip(jax.tree.leaves(grad(ours)), jax.tree.leaves(grad(flax_conv))):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 def test_non_transductive_predictions_ignore_other_query_samples(small_net):
     params, _, apply = small_net
     k1, k2, k3 = jax.random.split(jax.random.PRNGKey(5), 3)
