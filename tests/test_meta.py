@@ -170,8 +170,10 @@ def test_convnet_shapes_and_parameters(small_net):
 def test_im2col_conv_equals_flax_conv_in_values_gradients_and_initial_parameters():
     import flax.linen as nn
 
+    from surrogate.core.networks import Im2colConv
+
     x = jax.random.normal(jax.random.PRNGKey(1), (3, 7, 6, 2))  # odd, non-square: the padding's edges
-    ours, flax_conv = convnet.Conv3x3(5), nn.Conv(5, (3, 3), padding="SAME")
+    ours, flax_conv = Im2colConv(5, padding="SAME"), nn.Conv(5, (3, 3), padding="SAME")
     params = flax_conv.init(jax.random.PRNGKey(2), x)
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), ours.init(jax.random.PRNGKey(2), x), params))
     params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too

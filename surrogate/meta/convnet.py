@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from surrogate.core.networks import Im2colConv
+
 
 class BatchStatNorm(nn.Module):
     """Batch norm over (batch, height, width) with learned scale and shift, always with the batch's own
@@ -32,25 +34,6 @@ class BatchStatNorm(nn.Module):
         return (x - mean) * jax.lax.rsqrt(var + self.eps) * scale + bias
 
 
-class Conv3x3(nn.Module):
-    """``nn.Conv(features, (3, 3), padding="SAME")`` (same parameters, names and initialiser) computed as one
-    matrix product over the 3x3 patches (im2col). Vmapped over per-task weights, as MAML's meta-batch is,
-    XLA:CPU runs ``nn.Conv`` as a grouped convolution; the matrix product is a batched matmul: 5 tasks'
-    gradients of the conv net took 10.9 ms instead of 19.1 ms on 8x8 digits and 129 ms instead of 191 ms
-    on 28x28 images here (benchmarks/README.md, "Reptile, FOMAML and MAML"); a test checks it against ``nn.Conv``."""
-    features: int
-
-    @nn.compact
-    def __call__(self, x):
-        channels, height, width = x.shape[-1], x.shape[-3], x.shape[-2]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, channels, self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-        patches = jnp.concatenate([padded[:, dy:dy + height, dx:dx + width, :] for dy in range(3) for dx in range(3)],
-                                  axis=-1)  # [B, H, W, 9 C], ordered as the kernel's (dy, dx, c)
-        return patches @ kernel.reshape(9 * channels, self.features) + bias
-
-
 class ConvNet(nn.Module):
     """``x [B, H, W, C] -> logits [B, n_way]``."""
     n_way: int
@@ -60,7 +43,7 @@ class ConvNet(nn.Module):
     @nn.compact
     def __call__(self, x):
         for i in range(self.blocks):
-            x = Conv3x3(self.filters, name=f"Conv_{i}")(x)
+            x = Im2colConv(self.filters, padding="SAME", name=f"Conv_{i}")(x)  # nn.Conv's params, as a matmul
             x = nn.relu(BatchStatNorm()(x))
             x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
         return nn.Dense(self.n_way)(x.reshape(x.shape[0], -1))
