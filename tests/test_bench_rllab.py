@@ -2,6 +2,7 @@
 and the Ray path: a 2-CPU local Ray runs a 2 x 2 x 2 grid, one trial's worker is killed mid-way, and the
 rerun finishes it without redoing the finished trials."""
 import argparse
+import json
 import os
 import signal
 import threading
@@ -110,6 +111,13 @@ def test_ray_grid_survives_a_killed_worker_and_resumes(tmp_path, monkeypatch):
     summary = rllab.write_table(out, trials)
     r = summary["CartPole-v1"]["trpo"]
     assert r["seeds"] == 2 and r["mean"] > 0 and (out / "curves.png").is_file()
+    # a command that ran part of the grid still tables every finished trial in the folder, and the summary
+    # beside the folder says which command wrote it
+    again = rllab.write_table(out, trials[:1], "surrogate bench rllab --algos trpo")
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731 (NaN cells)
+    assert same(again, summary)
+    beside = json.loads((out.parent / f"{out.name}.json").read_text())
+    assert same(beside["table"], summary) and beside["command"].endswith("--algos trpo")
 
 
 class Stop(Exception):

@@ -190,19 +190,29 @@ def make_trials(a) -> list:
     return trials
 
 
-def write_table(out: Path, trials: list) -> dict:
-    """``table.json``, ``table.md`` and ``curves.png`` from the finished trials of the grid."""
+def write_table(out: Path, trials: list, command: str = "") -> dict:
+    """``table.json``, ``table.md`` and ``curves.png`` from the finished trials of the grid: this command's
+    and every other finished trial in ``out`` (a grid run in parts, e.g. ``--algos cem`` after the
+    gradient methods, keeps one table); the same summary as ``<out>.json`` beside the folder (e.g.
+    ``benchmarks/results/rllab_basic.json``)."""
+    names = {t["name"] for t in trials}
+    earlier = [json.loads(f.read_text())["trial"] for f in sorted((out / "trials").glob("*.json"))]
+    trials = trials + [t for t in earlier if t["name"] not in names]
     results = grid.load_results(out, trials)
     for r in results:  # (trials written before this metric was recorded)
         if "iteration_average_per_seed" not in r:
             r["iteration_average_per_seed"] = table.nanmean(r["iteration_returns"], axis=1).tolist()
     tasks = list(dict.fromkeys(t["task"] for t in trials))
-    algos = list(dict.fromkeys(t["algo"] for t in trials))
+    algos = sorted(dict.fromkeys(t["algo"] for t in trials), key=lambda a: ALGOS.index(a) if a in ALGOS else len(ALGOS))
     summary = table.summarise(results, tasks, algos, PAPER)
     by_iteration = table.summarise(results, tasks, algos, PAPER, metric="iteration_average_per_seed")
-    atomic_write(out / "table.json", (json.dumps(dict(table=summary, table_iteration_average=by_iteration,
-                                                      trials=len(trials), finished=len(results),
-                                                      date=time.strftime("%Y-%m-%d %H:%M:%S")), indent=1) + "\n").encode())
+    figures = dict(table=summary, table_iteration_average=by_iteration, trials=len(trials), finished=len(results),
+                   date=time.strftime("%Y-%m-%d %H:%M:%S"))
+    atomic_write(out / "table.json", (json.dumps(figures, indent=1) + "\n").encode())
+    metric = ("the paper's metric (average return over all trajectories of all iterations) in `table`; the mean "
+              "over iterations of each iteration's average return (rllab's AverageReturn) in `table_iteration_average`")
+    atomic_write(out.parent / f"{out.name}.json", (json.dumps(
+        dict(figures, metric=metric, folder=str(out), command=command), indent=1) + "\n").encode())
     md = (f"The paper's metric: average return over all trajectories of all iterations\n\n{table.markdown(summary, algos)}"
           f"\nThe mean over iterations of each iteration's average return (rllab's AverageReturn)\n\n"
           f"{table.markdown(by_iteration, algos)}")
@@ -237,7 +247,7 @@ def main(argv) -> int:
         report = grid.run_grid(partial(run_trial, checkpoint_dir=(out / "checkpoints").resolve()), trials, out,
                                address=a.address, num_cpus=a.num_cpus, cpus_per_trial=a.cpus_per_trial)
         print(f"ran {len(report['ran'])}, skipped {len(report['skipped'])} finished, failed {len(report['failed'])}")
-    write_table(out, trials)
+    write_table(out, trials, " ".join(["surrogate bench rllab", *argv]))
     print((out / "table.md").read_text(), end="")
-    print(f"-> {out / 'table.json'}, {out / 'table.md'}, {out / 'curves.png'}")
+    print(f"-> {out / 'table.json'}, {out / 'table.md'}, {out / 'curves.png'}, {out.parent / (out.name + '.json')}")
     return 1 if not a.table_only and report["failed"] else 0
