@@ -208,6 +208,24 @@ def test_reps_weights_after_the_dual_keep_kl_within_epsilon():
         assert w.max() == 1.0 and (w > 0).all()
 
 
+def test_the_dual_stops_once_stalled_at_the_minimum_of_all_fifty_iterations():
+    """A stalled line search clears the L-BFGS memory and a second stall in a row stops (scipy's rule):
+    fewer evaluations of the dual, the same minimum to float32 precision."""
+    rewards, feat_diff, v = map(jnp.asarray, dual_problem())
+    h = lambda v: core_reps.dual(core_reps.optimal_eta(v, rewards, feat_diff, 0.05), v, rewards, feat_diff, 0.05, 1e-5)  # noqa: E731
+    calls = {}
+
+    def solve(name, **stop):
+        def counted(v):
+            jax.debug.callback(lambda: calls.__setitem__(name, calls.get(name, 0) + 1))
+            return h(v)
+        return jax.jit(lambda: lbfgs_minimize(counted, v, 50, **stop))()[1]
+
+    full, stopped = solve("full"), solve("stopped", patience=2, reset_on_stall=True)
+    np.testing.assert_allclose(stopped, full, rtol=1e-5)
+    assert calls["stopped"] < calls["full"] / 2, calls
+
+
 # ----------------------------------------------------------------------------- RWR's weighted maximum likelihood
 
 
