@@ -26,7 +26,7 @@ def lbfgs_minimize(fun, x0, iters: int, memory: int = 10, patience: int | None =
     ``patience`` the iterations after convergence cost nothing: on REPS's dual the zoom line search spends
     its 20 steps on each of the ~40 iterations after float32 convergence (10x the useful evaluations), but
     ``patience=2`` alone there also stopped 2 of 15 vmapped duals early, 7-11 above the full run's minimum;
-    with ``reset_on_stall`` (below) REPS's dual stops 5-20x sooner within float32 precision of it.
+    with ``reset_on_stall`` too, REPS's dual stops 5-20x sooner within float32 precision of it.
 
     Under ``vmap`` (seeds) the problems are solved one after another (``jax.custom_batching.sequential_vmap``):
     vmapped, every iteration waits for the longest line search among the seeds and the line search's
