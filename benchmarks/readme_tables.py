@@ -371,7 +371,10 @@ def reptile() -> str:
                 else "not run (no Omniglot data here)")
         rows.append(f"| Omniglot 5-way 1-shot accuracy %, Reptile at the paper's settings: non-transductive / "
                     f"transductive | {cell} | {o['paper']['reptile']} / {o['paper']['reptile_transductive']} | | |")
-    rows.append(_footer(d) + (_footer(split) if split else ""))
+    runs = d.get("parts_run", {})  # parts rerun on their own keep their own command
+    footer = "".join(f"\n_{part}: {r['date']}, `{r['command']}`_" for part, r in runs.items())
+    rows.append((footer if runs else _footer(d))
+                + (_footer(split) if split else ""))
     return "\n".join(rows)
 
 

@@ -159,7 +159,8 @@ def digits_part(quick, seeds, algos=("reptile", "fomaml", "maml"), save=lambda o
             r = evaluate(trainer, state)
             out[f"{algo}_{k}shot"] = {key: r[key] for key in r if key.startswith("accuracy") or key == "eval_tasks_per_seed"}
             out[f"{algo}_{k}shot"].update(meta_iterations=cfg.meta_iterations, wall_s=time.perf_counter() - t,
-                                          meta_batch=cfg.meta_batch, eval_inner_steps=cfg.eval_inner_steps)
+                                          meta_batch=cfg.meta_batch, eval_inner_steps=cfg.eval_inner_steps,
+                                          command=" ".join(["python", *sys.argv]), date=time.strftime("%Y-%m-%d %H:%M:%S"))
             print(f"  accuracy {r['accuracy']:.3f} (transductive {r['accuracy_transductive']:.3f})", flush=True)
             save(out)  # each cell is kept as it ends
     return out
@@ -180,6 +181,9 @@ def main():
     parts, peer_versions = a.parts.split(","), {}
     # the parts (and digits cells) not run now keep their figures; each part records the command that made it
     f = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else {}
+    if "command" in f and "parts_run" not in f:  # a file from one whole run: its parts share its command
+        f["parts_run"] = {part: {"command": f["command"], "date": f["date"]} for part in ("speed", "sine", "digits")
+                          if (part == "speed" and "speedup_vs_torchopt" in f) or part in f}
     peer_versions = f.pop("versions", {}).get("peers", {})
     for key in ("command", "date", "machine", "load_avg_end"):
         f.pop(key, None)
