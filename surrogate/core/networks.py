@@ -107,6 +107,8 @@ class Im2colConv(nn.Module):
         k = self.kernel_size
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        if self.padding not in ("VALID", "SAME"):
+            raise ValueError(f"Im2colConv padding must be 'VALID' or 'SAME', got {self.padding!r}.")
         if self.padding == "SAME":
             pad = [(0, 0)] * (x.ndim - 3) + [(k // 2, k // 2), (k // 2, k // 2), (0, 0)]
             x = jnp.pad(x, pad)
