@@ -178,7 +178,7 @@ def main():
                    help=f"digits part: meta-iterations per cell (default {DIGITS_BUDGET['maml']['meta_iterations']})")
     p.add_argument("--out", default=str(RESULTS / "reptile.json"))
     a = p.parse_args()
-    parts, peer_versions = a.parts.split(","), {}
+    parts = a.parts.split(",")
     # the parts (and digits cells) not run now keep their figures; each part records the command that made it
     f = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else {}
     if "command" in f and "parts_run" not in f:  # a file from one whole run: its parts share its command

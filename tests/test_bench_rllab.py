@@ -118,6 +118,7 @@ def test_ray_grid_survives_a_killed_worker_and_resumes(tmp_path, monkeypatch):
     assert same(again, summary)
     beside = json.loads((out.parent / f"{out.name}.json").read_text())
     assert same(beside["table"], summary) and beside["command"].endswith("--algos trpo")
+    assert beside["machine"]["cores"] >= 1 and "jax" in beside["versions"]
 
 
 class Stop(Exception):

@@ -211,8 +211,13 @@ def write_table(out: Path, trials: list, command: str = "") -> dict:
     atomic_write(out / "table.json", (json.dumps(figures, indent=1) + "\n").encode())
     metric = ("the paper's metric (average return over all trajectories of all iterations) in `table`; the mean "
               "over iterations of each iteration's average return (rllab's AverageReturn) in `table_iteration_average`")
+    import jax
+
+    from surrogate import __version__, run
+
+    provenance = dict(command=command, machine=run.machine_info(), versions={"surrogate": __version__, "jax": jax.__version__})
     atomic_write(out.parent / f"{out.name}.json", (json.dumps(
-        dict(figures, metric=metric, folder=str(out), command=command), indent=1) + "\n").encode())
+        dict(figures, metric=metric, folder=str(out), **provenance), indent=1) + "\n").encode())
     md = (f"The paper's metric: average return over all trajectories of all iterations\n\n{table.markdown(summary, algos)}"
           f"\nThe mean over iterations of each iteration's average return (rllab's AverageReturn)\n\n"
           f"{table.markdown(by_iteration, algos)}")
