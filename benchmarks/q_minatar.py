@@ -8,8 +8,10 @@ in one jitted program per chunk of ``--chunk-frames`` frames, ``--frames`` frame
 false until the end), so a run cut off loses at most one chunk of the one in flight; ``--skip-done``
 skips complete files. After every chunk the run's whole state (replay included) is saved under
 ``--checkpoint-dir`` (``runs/q_minatar``), and the next invocation with the same arguments continues it
-on the same trajectory. The curve is MinAtar's README measure: per seed, the mean return of the last 100
-training episodes that finished, against frames (env steps of one seed).
+on the same trajectory. ``--until-anchor``: a run stops once its seeds' mean score reaches MinAtar's DQN at
+5M frames (``ANCHORS``; what a budget short of 5M frames per seed can show); its checkpoint stays.
+The curve is MinAtar's README measure: per seed, the mean return of the last 100 training episodes that
+finished, against frames (env steps of one seed).
 
 ``--plot``: reads every file, draws the curves (``curves.png``) and the aggregate (``aggregate.png``:
 IQM over games x seeds of final scores normalised per game by the MinAtar paper's DQN at 5M frames
@@ -128,13 +130,16 @@ def learning_run(a, name: str, game: str, path: Path):
         curves = [curve(*zip(*e), at) if e else [float("nan")] * len(at) for e in episodes]
         final = [c[-1] if c else float("nan") for c in curves]
         wall = wall_before + time.perf_counter() - t0
-        if done < total_iters:
+        anchor = ANCHORS["minatar_dqn_5M"][game]
+        reached = a.until_anchor and done < total_iters and float(np.nanmean(final)) >= anchor
+        if done < total_iters:  # kept when stopped at the anchor: a later run without the flag continues it
             history = {f"seed{s}": np.asarray(e, np.float64).reshape(-1, 3) for s, e in enumerate(episodes)}
             checkpoint.save(ckpt, runner, {**history, "wall_s": np.asarray(wall)}, done)
         else:
             ckpt.unlink(missing_ok=True)
         result = dict(game=game, env=env_id, algo=name, seeds=a.seeds, frames_per_seed=frames_done,
-                      frames_target=a.frames, complete=done >= total_iters, wall_s=wall,
+                      frames_target=a.frames, complete=done >= total_iters or reached, wall_s=wall,
+                      stopped_at_anchor=bool(reached), until_anchor=bool(a.until_anchor),
                       frames_per_s_all_seeds=frames_done * a.seeds / wall, curve_frames=at, curves=curves,
                       final_return_per_seed=final, final_return_mean=float(np.nanmean(final)),
                       episodes_per_seed=[int(sum(c for *_, c in e)) for e in episodes],
@@ -143,6 +148,10 @@ def learning_run(a, name: str, game: str, path: Path):
         write_result(path, result)
         log(f"{game} {name}: {frames_done:,} frames/seed, last-100 return {np.round(final, 2).tolist()}, "
             f"{wall:.0f} s")
+        if reached:
+            log(f"{game} {name}: seed mean {np.nanmean(final):.2f} >= MinAtar DQN's 5M-frame {anchor}; stopped "
+                f"(--until-anchor) at {frames_done:,} frames/seed")
+            break
 
 
 def learning(a):
@@ -156,7 +165,8 @@ def learning(a):
         for game in a.games:
             path = OUT_DIR / f"{game}_{name}.json"
             old = json.loads(path.read_text()) if path.exists() else {}
-            if a.skip_done and old.get("complete") and old.get("frames_target") == a.frames and old.get("seeds") == a.seeds:
+            if (a.skip_done and old.get("complete") and old.get("frames_target") == a.frames and old.get("seeds") == a.seeds
+                    and (a.until_anchor or not old.get("stopped_at_anchor"))):
                 log(f"skip {path.name}: complete")
                 continue
             try:
@@ -223,8 +233,11 @@ def plot(a):
         summary["per_game"][f"{r['game']}_{r['algo']}"] = dict(
             final_return_mean=r["final_return_mean"], final_return_per_seed=r["final_return_per_seed"],
             frames_per_seed=r["frames_per_seed"], complete=r["complete"], seeds=r["seeds"],
+            stopped_at_anchor=r.get("stopped_at_anchor", False),
             minatar_dqn_5M=dqn_anchor[r["game"]], ratio_to_minatar_dqn_5M=r["final_return_mean"] / dqn_anchor[r["game"]],
             note="" if r["frames_per_seed"] >= 5_000_000 else
+            f"stopped (--until-anchor) at {r['frames_per_seed']:,} frames per seed, when the seeds' mean reached "
+            f"MinAtar DQN's 5M-frame value" if r.get("stopped_at_anchor") else
             f"at {r['frames_per_seed']:,} frames per seed, fewer than the anchor's 5M: not a like-for-like comparison")
     if scores:
         point, cis = rly.get_interval_estimates(scores, lambda x: np.array([rlm.aggregate_iqm(x)]), reps=a.reps)
@@ -322,6 +335,9 @@ def main():
     p.add_argument("--chunk-frames", type=int, default=100_000, help="frames per jitted chunk (and result write)")
     p.add_argument("--curve-every", type=int, default=25_000, help="frames between curve points")
     p.add_argument("--skip-done", action="store_true")
+    p.add_argument("--until-anchor", action="store_true",
+                   help="stop a run once its seeds' mean last-100 return reaches MinAtar DQN's 5M-frame value "
+                        "(at most --frames); its checkpoint stays, so a run without the flag continues it")
     p.add_argument("--max-chunks", type=int, default=-1, help="stop each run after this many chunks (resume later)")
     p.add_argument("--checkpoint-dir", default=str(HERE.parent / "runs" / "q_minatar"),
                    help="each unfinished run's state after every chunk; the next invocation continues it")

@@ -61,7 +61,8 @@ class Config:
     activation: Literal["tanh", "relu", "swish", "elu"] = "relu"
     network: Literal["mlp", "minatar_cnn"] = "mlp"
     max_grad_norm: float = 10.0
-    grad_clip: Literal["global_norm", "elementwise"] = "elementwise"
+    grad_clip: Literal["global_norm", "elementwise", "none"] = "elementwise"
+    opt: Literal["adam", "centered_rmsprop"] = "adam"
     bootstrap_truncation: bool = True
     num_heads: int = 10
     mask_prob: float = 0.5  # probability that a head trains on a transition (its Bernoulli bootstrap mask)
@@ -95,6 +96,12 @@ PRESETS = {
     "deep_sea": Config(env="DeepSea-bsuite-20", total_steps=20_000, num_envs=1, num_steps=20, buffer_size=10_000,
                        learning_starts=128, batch_size=128, gradient_steps=20, tau=0.0, hidden=(50, 50),
                        target_update_interval=1, eps_start=0.0, eps_end=0.0),
+    # MinAtar: DQN's "minatar" preset (MinAtar's examples/dqn.py: replay 100k, batch 32, one update per frame,
+    # centered RMSprop 2.5e-4, target copy every 1000) with ten heads on MinAtar's CNN; no epsilon (the heads explore)
+    "minatar": Config(env="Breakout-MinAtar", total_steps=5_000_000, num_envs=1, num_steps=1, buffer_size=100_000,
+                      learning_starts=5_000, batch_size=32, gradient_steps=1, learning_rate=2.5e-4, tau=0.0,
+                      target_update_interval=1_000, loss="huber", network="minatar_cnn", opt="centered_rmsprop",
+                      grad_clip="none"),
 }
 # + randomized prior functions (bsuite boot_dqn's scale 5) and UCB lambda 1: what found DeepSea 20's treasure
 # in benchmarks/results/deep_sea.json (the paper's prior-free lambda 0.1 did not)
