@@ -349,3 +349,13 @@ def test_trpo_with_the_linear_baseline_learns_pendulum():
     config = dataclasses.replace(trpo.PRESETS["pendulum"], baseline="linear", gae_lambda=1.0)
     result = trpo.ALGO.train(config, envs.make(config.env), jax.random.PRNGKey(0), seeds=2)
     assert mean_return(result).mean() > -500, mean_return(result)
+
+
+def test_lbfgs_returns_the_lowest_point_visited():
+    """On a quadratic behind a step (minimum 0 at x = 3, but +100 beyond x = 1), the line search walks into
+    the step after a few iterations; the answer is the best point seen (f < 9, x just under 1), not the
+    last one (f >= 100)."""
+    f = lambda x: jnp.sum((x - 3.0) ** 2) + 100.0 * jnp.sum(x > 1.0)
+    x, value = jax.jit(lambda x0: lbfgs_minimize(f, x0, 20))(jnp.zeros(2))
+    assert float(value) == pytest.approx(float(f(x))) and float(value) < 9.0
+    assert np.all(np.asarray(x) <= 1.0)

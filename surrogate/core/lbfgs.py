@@ -12,8 +12,9 @@ from jax.flatten_util import ravel_pytree
 
 def lbfgs_minimize(fun, x0, iters: int, memory: int = 10, patience: int | None = None, reset_on_stall: bool = False):
     """At most ``iters`` L-BFGS iterations on ``fun(x) -> scalar`` from the pytree ``x0`` (Nocedal & Wright
-    1999, algorithm 7.5); returns ``(x, fun(x))``. An iteration whose step makes ``fun`` or its gradient
-    non-finite is not taken (the point stays where it was). ``patience``: stop after that many consecutive
+    1999, algorithm 7.5); returns ``(x, fun(x))`` at the lowest point visited (a failed line search can
+    accept a step uphill; scipy likewise keeps its best point). An iteration whose step makes ``fun`` or its
+    gradient non-finite is not taken (the point stays where it was). ``patience``: stop after that many consecutive
     iterations that do not lower ``fun`` (the line search found no decrease: converged to float32
     precision, as scipy stops on a failed line search); ``None`` runs all ``iters``. ``reset_on_stall``:
     an iteration that does not lower ``fun`` also clears the curvature memory (the next step is a scaled
@@ -48,7 +49,7 @@ def _lbfgs_loop(fun, x0, iters: int, memory: int, patience: int | None, reset_on
     patience = iters if patience is None else patience
 
     def step(carry):
-        i, fails, x, value, grad, state = carry
+        i, fails, x, value, grad, state, best = carry
         updates, new_state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
         new_x = x + updates
         new_value, new_grad = optax.tree.get(new_state, "value"), optax.tree.get(new_state, "grad")
@@ -59,11 +60,13 @@ def _lbfgs_loop(fun, x0, iters: int, memory: int, patience: int | None, reset_on
         if reset_on_stall:
             fresh = opt.init(jnp.where(ok, new_x, x))
             state = jax.tree.map(lambda f, s: jnp.where(fails > 0, f, s), fresh, state)
-        return (i + 1, fails, keep(new_x, x), keep(new_value, value), keep(new_grad, grad), state)
+        better = ok & (new_value < best[1])
+        best = (jnp.where(better, new_x, best[0]), jnp.where(better, new_value, best[1]))
+        return (i + 1, fails, keep(new_x, x), keep(new_value, value), keep(new_grad, grad), state, best)
 
     go = lambda carry: (carry[0] < iters) & (carry[1] < patience)
-    carry = (jnp.int32(0), jnp.int32(0), flat0, value0, grad0, opt.init(flat0))
-    _, _, flat, value, _, _ = jax.lax.while_loop(go, step, carry)
+    carry = (jnp.int32(0), jnp.int32(0), flat0, value0, grad0, opt.init(flat0), (flat0, value0))
+    *_, (flat, value) = jax.lax.while_loop(go, step, carry)
     return unravel(flat), value
 
 
