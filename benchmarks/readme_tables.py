@@ -251,7 +251,8 @@ def q_minatar() -> str:
     for key, g in sorted(d.get("per_game", {}).items()):
         game, algo = key.split("_", 1)
         per_seed = " / ".join(f"{x:.1f}" for x in g["final_return_per_seed"])
-        rows.append(f"| {game} | `{algo}` | {g['frames_per_seed'] // 1000}k | {g['final_return_mean']:.1f} ({per_seed}) "
+        frames = f"{g['frames_per_seed'] // 1000}k" + (" (stopped: reached MinAtar DQN)" if g.get("stopped_at_anchor") else "")
+        rows.append(f"| {game} | `{algo}` | {frames} | {g['final_return_mean']:.1f} ({per_seed}) "
                     f"| {g['minatar_dqn_5M']} | {ac.get(game, '-')} | {gymnax_ppo.get(game, '-')} |")
     if "speedup_vs_rejax_sps" in d:
         rows += ["", "| speed, DQN on Breakout-MinAtar (preset `minatar`) | ours / rejax 0.1.3 | ratio | target |",
