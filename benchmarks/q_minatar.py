@@ -8,8 +8,9 @@ in one jitted program per chunk of ``--chunk-frames`` frames, ``--frames`` frame
 false until the end), so a run cut off loses at most one chunk of the one in flight; ``--skip-done``
 skips complete files. After every chunk the run's whole state (replay included) is saved under
 ``--checkpoint-dir`` (``runs/q_minatar``), and the next invocation with the same arguments continues it
-on the same trajectory. ``--until-anchor``: a run stops once its seeds' mean score reaches MinAtar's DQN at
-5M frames (``ANCHORS``; what a budget short of 5M frames per seed can show); its checkpoint stays.
+on the same trajectory. ``--until-anchor``: a run stops once its seeds' mean score is at least MinAtar's DQN at
+5M frames (``ANCHORS``) at two chunk ends in a row (what a budget short of 5M frames per seed can show);
+its checkpoint stays.
 The curve is MinAtar's README measure: per seed, the mean return of the last 100 training episodes that
 finished, against frames (env steps of one seed).
 
@@ -130,8 +131,10 @@ def learning_run(a, name: str, game: str, path: Path):
         curves = [curve(*zip(*e), at) if e else [float("nan")] * len(at) for e in episodes]
         final = [c[-1] if c else float("nan") for c in curves]
         wall = wall_before + time.perf_counter() - t0
-        anchor = ANCHORS["minatar_dqn_5M"][game]
-        reached = a.until_anchor and done < total_iters and float(np.nanmean(final)) >= anchor
+        anchor = ANCHORS["minatar_dqn_5M"][game]  # --until-anchor: at this chunk's end and the previous one's
+        before = [c[at.index(frames_done - a.chunk_frames)] for c in curves] if frames_done - a.chunk_frames in at else []
+        reached = (a.until_anchor and done < total_iters and float(np.nanmean(final)) >= anchor
+                   and len(before) > 0 and float(np.nanmean(before)) >= anchor)
         if done < total_iters:  # kept when stopped at the anchor: a later run without the flag continues it
             history = {f"seed{s}": np.asarray(e, np.float64).reshape(-1, 3) for s, e in enumerate(episodes)}
             checkpoint.save(ckpt, runner, {**history, "wall_s": np.asarray(wall)}, done)
@@ -149,7 +152,7 @@ def learning_run(a, name: str, game: str, path: Path):
         log(f"{game} {name}: {frames_done:,} frames/seed, last-100 return {np.round(final, 2).tolist()}, "
             f"{wall:.0f} s")
         if reached:
-            log(f"{game} {name}: seed mean {np.nanmean(final):.2f} >= MinAtar DQN's 5M-frame {anchor}; stopped "
+            log(f"{game} {name}: seed mean {np.nanmean(before):.2f}, then {np.nanmean(final):.2f} >= MinAtar DQN's 5M-frame {anchor}; stopped "
                 f"(--until-anchor) at {frames_done:,} frames/seed")
             break
 
@@ -236,8 +239,8 @@ def plot(a):
             stopped_at_anchor=r.get("stopped_at_anchor", False),
             minatar_dqn_5M=dqn_anchor[r["game"]], ratio_to_minatar_dqn_5M=r["final_return_mean"] / dqn_anchor[r["game"]],
             note="" if r["frames_per_seed"] >= 5_000_000 else
-            f"stopped (--until-anchor) at {r['frames_per_seed']:,} frames per seed, when the seeds' mean reached "
-            f"MinAtar DQN's 5M-frame value" if r.get("stopped_at_anchor") else
+            f"stopped (--until-anchor) at {r['frames_per_seed']:,} frames per seed, the seeds' mean at least "
+            f"MinAtar DQN's 5M-frame value there and at the chunk end before" if r.get("stopped_at_anchor") else
             f"at {r['frames_per_seed']:,} frames per seed, fewer than the anchor's 5M: not a like-for-like comparison")
     if scores:
         point, cis = rly.get_interval_estimates(scores, lambda x: np.array([rlm.aggregate_iqm(x)]), reps=a.reps)
@@ -336,8 +339,9 @@ def main():
     p.add_argument("--curve-every", type=int, default=25_000, help="frames between curve points")
     p.add_argument("--skip-done", action="store_true")
     p.add_argument("--until-anchor", action="store_true",
-                   help="stop a run once its seeds' mean last-100 return reaches MinAtar DQN's 5M-frame value "
-                        "(at most --frames); its checkpoint stays, so a run without the flag continues it")
+                   help="stop a run once its seeds' mean last-100 return is at least MinAtar DQN's 5M-frame value at "
+                        "two chunk ends in a row (at most --frames); its checkpoint stays, so a run without the flag "
+                        "continues it")
     p.add_argument("--max-chunks", type=int, default=-1, help="stop each run after this many chunks (resume later)")
     p.add_argument("--checkpoint-dir", default=str(HERE.parent / "runs" / "q_minatar"),
                    help="each unfinished run's state after every chunk; the next invocation continues it")
