@@ -132,7 +132,8 @@ def learning_run(a, name: str, game: str, path: Path):
         final = [c[-1] if c else float("nan") for c in curves]
         wall = wall_before + time.perf_counter() - t0
         anchor = ANCHORS["minatar_dqn_5M"][game]  # --until-anchor: at this chunk's end and the previous one's
-        before = [c[at.index(frames_done - a.chunk_frames)] for c in curves] if frames_done - a.chunk_frames in at else []
+        k = sum(f <= (done - n) * per_iter for f in at)  # the curve's points up to the previous chunk's end
+        before = [c[k - 1] for c in curves] if k > 0 and done > n else []
         reached = (a.until_anchor and done < total_iters and float(np.nanmean(final)) >= anchor
                    and len(before) > 0 and float(np.nanmean(before)) >= anchor)
         if done < total_iters:  # kept when stopped at the anchor: a later run without the flag continues it
