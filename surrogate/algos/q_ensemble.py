@@ -308,6 +308,8 @@ def _algo(name: str, rule: str, presets: dict) -> Algorithm:
 # ensemble voting's and bootstrapped DQN's presets: the same with epsilon-greedy for voting (Chen et al.'s baseline)
 VOTING_PRESETS = {k: dataclasses.replace(c, eps_start=1.0, eps_end=0.01 if k == "deep_sea" else 0.05)
                   for k, c in PRESETS.items()}
+# on MinAtar, MinAtar's DQN schedule: 1 -> 0.1 over the first 100k of the 5M frames
+VOTING_PRESETS["minatar"] = dataclasses.replace(VOTING_PRESETS["minatar"], eps_end=0.1, exploration_fraction=0.02)
 UCB = _algo("ensemble_ucb", "ucb", PRESETS)
 BOOTSTRAPPED = _algo("bootstrapped_dqn", "bootstrap", PRESETS)
 VOTING = _algo("ensemble_voting", "vote", VOTING_PRESETS)
