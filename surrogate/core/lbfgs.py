@@ -12,9 +12,10 @@ from jax.flatten_util import ravel_pytree
 
 def lbfgs_minimize(fun, x0, iters: int, memory: int = 10, patience: int | None = None, reset_on_stall: bool = False):
     """At most ``iters`` L-BFGS iterations on ``fun(x) -> scalar`` from the pytree ``x0`` (Nocedal & Wright
-    1999, algorithm 7.5); returns ``(x, fun(x))`` at the lowest point visited (a failed line search can
-    accept a step uphill; scipy likewise keeps its best point). An iteration whose step makes ``fun`` or its
-    gradient non-finite is not taken (the point stays where it was). ``patience``: stop after that many consecutive
+    1999, algorithm 7.5); returns ``(x, fun(x))`` at the lowest point visited (optax's zoom line search
+    can end on a step uphill when it fails; scipy's L-BFGS-B returns to the previous point then). An
+    iteration whose step makes ``fun`` or its gradient non-finite is not taken (the point stays where it
+    was). ``patience``: stop after that many consecutive
     iterations that do not lower ``fun`` (the line search found no decrease: converged to float32
     precision, as scipy stops on a failed line search); ``None`` runs all ``iters``. ``reset_on_stall``:
     an iteration that does not lower ``fun`` also clears the curvature memory (the next step is a scaled
