@@ -19,6 +19,7 @@ import optax
 
 from surrogate.algos.actor_critic import check_replay_fits, key_rng, positive
 from surrogate.core.networks import numpy_policy
+from surrogate.core import frame_replay
 from surrogate.core.nstep import Transition, init_window, n_step_q_targets, rollout_transitions
 from surrogate.core.q_networks import QNetwork, explore_from_bits, lecun_normal_np, mlp_q_params_np  # noqa: F401
 from surrogate.core.prioritized import beta_schedule, new_priorities, sample_prioritized
@@ -63,6 +64,7 @@ class Config:
     priority_alpha: float = 0.6
     priority_beta: float = 0.4
     soft_tau: float = 0.0  # > 0: soft DQN (Boltzmann acting at this temperature, soft value in the targets)
+    frame_replay: bool = False  # stacked frames (Atari): store each frame once (``core.frame_replay``), 1/4 the memory
 
     @property
     def steps_per_iteration(self) -> int:
@@ -88,6 +90,12 @@ class Config:
                               f"({self.steps_per_iteration}). Raise --buffer-size.")
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}.")
+        if self.frame_replay and (self.network != "nature_cnn" or self.n_step != 1 or self.prioritized):
+            raise ConfigError("frame_replay stores Atari's stacked frames once: it needs --network nature_cnn, "
+                              "--n-step 1 and no --prioritized. Use --no-frame-replay for the others.")
+        if self.frame_replay and self.buffer_size < self.steps_per_iteration + 3 * self.num_envs:
+            raise ConfigError(f"buffer_size ({self.buffer_size}) must hold one iteration and 3 more steps per env "
+                              f"with frame_replay ({self.steps_per_iteration + 3 * self.num_envs}). Raise --buffer-size.")
         return self
 
 
@@ -112,13 +120,14 @@ PRESETS = {
                       learning_starts=5_000, batch_size=32, gradient_steps=1, learning_rate=2.5e-4, tau=0.0,
                       target_update_interval=1_000, eps_end=0.1, exploration_steps=100_000, double_q=False,
                       loss="huber", dueling=False, network="minatar_cnn", opt="centered_rmsprop", grad_clip="none"),
-    # CleanRL's dqn_atari.py (Pong 20.25 +- 0.41), squared TD error; its replay of 1M is 53 GiB here (obs and next obs)
+    # CleanRL's dqn_atari.py (Pong 20.25 +- 0.41), squared TD error; its replay of 1M holds each frame once, 13 GiB
+    # (as obs and next obs stacks, 53 GiB)
     "atari": Config(env="ALE/Pong-v5", total_steps=10_000_000, num_envs=1, num_steps=4, buffer_size=1_000_000,
                     learning_starts=80_000, batch_size=32, gradient_steps=1, learning_rate=1e-4, tau=0.0,
                     target_update_interval=250, eps_end=0.01, exploration_fraction=0.1, double_q=False,
-                    dueling=False, network="nature_cnn", grad_clip="none"),
+                    dueling=False, network="nature_cnn", grad_clip="none", frame_replay=True),
 }
-METRICS = ("q_loss", "q_mean", "epsilon", "buffer_size")
+METRICS = ("q_loss", "q_mean", "epsilon", "buffer_size", "replay_mismatches")
 
 
 # ----------------------------------------------------------------------------- Q-network and state
@@ -158,6 +167,7 @@ class DQNState(NamedTuple):
     window: Any = ()  # n-step: core.nstep.Window of the last n - 1 steps
     priorities: Any = ()  # prioritized: ReplayState of p^alpha [capacity] beside the buffer
     max_priority: Any = ()  # prioritized: the largest p^alpha so far (new items get it)
+    frames: Any = ()  # frame_replay: core.frame_replay.FrameCarry (each env's last observation)
 
 
 def optimizer(config: Config):
@@ -180,13 +190,17 @@ def init(config: Config, env, key) -> DQNState:
     opt_state = zeros(jax.eval_shape(optimizer(config).init, params))  # Adam's moments and count start at 0
     obs = np.zeros(env.obs_shape, np.uint8 if config.network != "mlp" else np.float32)  # images: uint8
     item = Transition(obs, np.zeros((), np.int32), np.float32(0), np.float32(0), obs, np.zeros((), np.int32))
+    if config.frame_replay:
+        item = frame_replay.example_item(env.obs_shape, obs.dtype)
     check_replay_fits(config.buffer_size, item)
     replay = zeros(jax.eval_shape(lambda: init_replay(config.buffer_size, item)))
     window = () if config.n_step == 1 else zeros(jax.eval_shape(
         lambda: init_window(config.n_step, config.num_envs, env.obs_shape, obs.dtype)))
     prio = zeros(jax.eval_shape(lambda: init_replay(config.buffer_size, np.float32(0)))) if config.prioritized else ()
+    frames = zeros(jax.eval_shape(lambda: frame_replay.init_carry(config.num_envs, env.obs_shape, obs.dtype))
+                   ) if config.frame_replay else ()
     return DQNState(params, jax.tree.map(np.copy, params), opt_state, replay, np.zeros((), np.int32), window, prio,
-                    np.ones((), np.float32) if config.prioritized else ())
+                    np.ones((), np.float32) if config.prioritized else (), frames)
 
 
 # ----------------------------------------------------------------------------- acting
@@ -265,6 +279,10 @@ def minibatches(config: Config, state: DQNState, key):
     drawn uniformly with replacement, or in proportion to the priorities at the iteration's start with
     their importance weights (exact for one gradient step per iteration, as in the MinAtar preset)."""
     shape, replay = (config.gradient_steps, config.batch_size), state.replay
+    if getattr(config, "frame_replay", False):
+        stack = state.frames.obs.shape[-1]
+        idx = frame_replay.sample_indices(replay, key, shape, config.num_envs, stack)
+        return frame_replay.rebuild(replay, idx, config.num_envs, stack), idx, jnp.ones(shape)
     if config.prioritized:
         beta = beta_schedule(config.priority_beta, state.steps / config.total_steps)
         idx, weights = sample_prioritized(state.priorities.items, replay.size, key, shape, beta)
@@ -300,6 +318,9 @@ def store(config: Config, state: DQNState, b) -> DQNState:
     """The rollout's transitions into the buffer: one-step ones, or n-step ones (``core.nstep``, ``n - 1``
     steps late) through the window; prioritized: at the largest priority so far."""
     terminal = (b.terminations if config.bootstrap_truncation else b.dones).astype(jnp.float32)
+    if getattr(config, "frame_replay", False):
+        items, frames = frame_replay.compress(state.frames, b.obs, b.actions, b.rewards, terminal, b.next_obs)
+        return state._replace(replay=add_batch(state.replay, items), frames=frames)
     items, valid, window = rollout_transitions(state.window, b.obs, b.actions, b.rewards, terminal, b.dones,
                                                b.next_obs, config.gamma, config.n_step)
     add = add_batch if valid is None else (lambda s, x: add_masked(s, x, valid))
@@ -321,9 +342,10 @@ def learn(config: Config, env, state: DQNState, experience, key):
     update = (steps // config.steps_per_iteration) % config.target_update_interval == 0
     target = jax.tree.map(lambda new, old: jnp.where(update, new, old), polyak(state.target, params, config.tau),
                           state.target)
+    mismatches = state.frames.mismatches if getattr(config, "frame_replay", False) else jnp.zeros((), jnp.int32)
     metrics = dict(q_loss=loss, q_mean=q_mean, epsilon=epsilon(config, state.steps),
-                   buffer_size=state.replay.size.astype(jnp.float32))
-    return DQNState(params, target, opt_state, state.replay, steps, state.window, prio, max_p), metrics
+                   buffer_size=state.replay.size.astype(jnp.float32), replay_mismatches=mismatches.astype(jnp.float32))
+    return DQNState(params, target, opt_state, state.replay, steps, state.window, prio, max_p, state.frames), metrics
 
 
 ALGO = Algorithm("dqn", Config, PRESETS, METRICS, init, policy, act, learn, act_words=act_words, host_act=host_act)
