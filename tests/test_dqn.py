@@ -220,14 +220,17 @@ def test_target_update_polyak_and_periodic_copy(cartpole):
 # ----------------------------------------------------------------------------- whole runs
 
 
-def test_resume_continues_the_same_run(tmp_path, cartpole):
-    """Interrupted after 50 of 100 iterations and resumed from the checkpoint (buffer included): the
-    same metrics and final state, replay buffer included, as the run without interruption."""
+def test_resume_continues_the_same_run(tmp_path, cartpole, monkeypatch):
+    """Interrupted after 50 of 100 iterations and resumed from the checkpoint (buffer included, its arrays
+    written raw and read back memory-mapped): the same metrics and final state, replay buffer included,
+    as the run without interruption."""
+    monkeypatch.setattr(checkpoint, "EXTERNAL", 1024)  # the buffer's arrays go after the header, as a big one's
     whole = run.train_in_dir(tmp_path / "whole", "dqn", SMALL, seeds=2, checkpoint_every=25, stop_after=100)
     run.train_in_dir(tmp_path / "cut", "dqn", SMALL, seeds=2, checkpoint_every=25, stop_after=50)
     state, _, done = checkpoint.load(tmp_path / "cut" / run.CKPT,
                                      dqn.ALGO.state_template(SMALL, cartpole, jax.random.PRNGKey(0), 2))
     assert done == 50 and int(np.asarray(state.algo.replay.size)[0]) == 500
+    assert isinstance(state.algo.replay.items.obs, np.memmap)
     resumed = run.train_in_dir(tmp_path / "cut", resume=True, algo="dqn")
     assert set(resumed.history) == set(whole.history) and whole.history["q_loss"].shape == (2, 100)
     for k in whole.history:

@@ -335,6 +335,7 @@ def test_atari_preset_is_cleanrl_dqn_atari():
     assert c.tau == 0.0 and c.target_update_interval * c.steps_per_iteration == 1000
     assert (c.eps_start, c.eps_end, c.exploration_fraction, c.exploration_steps) == (1.0, 0.01, 0.1, 0)
     assert (c.double_q, c.dueling, c.network, c.bootstrap_truncation, c.n_step) == (False, False, "nature_cnn", False, 1)
+    assert c.frame_replay  # each frame stored once: the 1M buffer in 13 GiB (tests/test_frame_replay.py)
 
 
 def test_a_replay_buffer_too_big_for_the_machine_is_a_clear_error_and_leaves_no_run(tmp_path):

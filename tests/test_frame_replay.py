@@ -111,7 +111,7 @@ def test_dqn_frame_replay_holds_what_the_plain_buffer_holds_on_breakout():
     got = frame_replay.rebuild(frames.replay, jnp.asarray(slots), 2, STACK)
     for field in ("obs", "next_obs", "action", "reward", "terminal"):
         np.testing.assert_array_equal(getattr(got, field), getattr(plain.replay.items, field)[slots], err_msg=field)
-    assert ends >= 4 and int(frames.frames.mismatches) == 0
+    assert ends >= 4 and int(frames.window.mismatches) == 0
     batches, idx, _ = dqn.minibatches(frame_cfg, frames, jax.random.PRNGKey(1))
     assert batches.obs.shape == (1, 32, 84, 84, 4) and set(np.asarray(idx).ravel()) <= set(slots)
 

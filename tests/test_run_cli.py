@@ -147,3 +147,41 @@ def test_real_process_prints_no_traceback_and_exits_2(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 2
     assert "learning_rate must be > 0" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_large_arrays_are_written_raw_and_read_through_a_memory_map(tmp_path):
+    """A replay-buffer-sized leaf goes after the msgpack header as raw bytes and comes back as a memory map
+    (no second copy in memory); all-msgpack checkpoints of earlier versions still load; a cut file is corrupt."""
+    from flax import serialization
+
+    rng = np.random.default_rng(0)
+    state = {"buffer": rng.integers(0, 256, (3, 1 << 20), dtype=np.uint8), "params": rng.normal(size=(4, 5)),
+             "empty": (), "steps": np.int32(7)}
+    history = {"q_loss": rng.normal(size=(2, 3))}
+    path = tmp_path / "ckpt.msgpack"
+    checkpoint.save(path, state, history, 5)
+    data = path.read_bytes()
+    assert data.startswith(checkpoint.MAGIC) and len(data) >= state["buffer"].nbytes
+    loaded, hist, done = checkpoint.load(path, state)
+    assert isinstance(loaded["buffer"], np.memmap) and done == 5
+    for got, want in zip(jax.tree.leaves((loaded, hist)), jax.tree.leaves((state, history))):
+        np.testing.assert_array_equal(got, want)
+    old = tmp_path / "old.msgpack"
+    old.write_bytes(serialization.msgpack_serialize({"format": checkpoint.FORMAT, "updates_done": 5, "history": history,
+                                                     "state": serialization.to_state_dict(state)}))
+    np.testing.assert_array_equal(checkpoint.load(old, state)[0]["buffer"], state["buffer"])
+    cut = tmp_path / "cut.msgpack"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        checkpoint.load(cut, state)
+
+
+def test_a_metric_added_since_a_run_was_saved_resumes_as_nan_before():
+    from surrogate.algos import dqn
+    from surrogate.runtime.train import _stack_history
+
+    keys = ("episode_return_sum", "episode_length_sum", "episode_count", *dqn.ALGO.metrics)
+    saved = {k: np.ones((2, 3)) for k in keys if k != "replay_mismatches"}  # a run saved before that metric
+    new = _stack_history(dqn.ALGO, saved, {k: np.zeros((2, 1)) for k in keys})
+    assert all(v.shape == (2, 4) for v in new.values())
+    np.testing.assert_array_equal(new["replay_mismatches"], [[np.nan] * 3 + [0]] * 2)

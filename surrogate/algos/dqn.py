@@ -164,10 +164,9 @@ class DQNState(NamedTuple):
     opt_state: Any
     replay: ReplayState
     steps: Any  # int32: env steps taken (all envs)
-    window: Any = ()  # n-step: core.nstep.Window of the last n - 1 steps
+    window: Any = ()  # n-step: core.nstep.Window of the last n - 1 steps; frame_replay: core.frame_replay.FrameCarry
     priorities: Any = ()  # prioritized: ReplayState of p^alpha [capacity] beside the buffer
     max_priority: Any = ()  # prioritized: the largest p^alpha so far (new items get it)
-    frames: Any = ()  # frame_replay: core.frame_replay.FrameCarry (each env's last observation)
 
 
 def optimizer(config: Config):
@@ -196,11 +195,11 @@ def init(config: Config, env, key) -> DQNState:
     replay = zeros(jax.eval_shape(lambda: init_replay(config.buffer_size, item)))
     window = () if config.n_step == 1 else zeros(jax.eval_shape(
         lambda: init_window(config.n_step, config.num_envs, env.obs_shape, obs.dtype)))
+    if config.frame_replay:  # each env's last observation, to find the frames it shares with the next
+        window = zeros(jax.eval_shape(lambda: frame_replay.init_carry(config.num_envs, env.obs_shape, obs.dtype)))
     prio = zeros(jax.eval_shape(lambda: init_replay(config.buffer_size, np.float32(0)))) if config.prioritized else ()
-    frames = zeros(jax.eval_shape(lambda: frame_replay.init_carry(config.num_envs, env.obs_shape, obs.dtype))
-                   ) if config.frame_replay else ()
     return DQNState(params, jax.tree.map(np.copy, params), opt_state, replay, np.zeros((), np.int32), window, prio,
-                    np.ones((), np.float32) if config.prioritized else (), frames)
+                    np.ones((), np.float32) if config.prioritized else ())
 
 
 # ----------------------------------------------------------------------------- acting
@@ -280,7 +279,7 @@ def minibatches(config: Config, state: DQNState, key):
     their importance weights (exact for one gradient step per iteration, as in the MinAtar preset)."""
     shape, replay = (config.gradient_steps, config.batch_size), state.replay
     if getattr(config, "frame_replay", False):
-        stack = state.frames.obs.shape[-1]
+        stack = state.window.obs.shape[-1]
         idx = frame_replay.sample_indices(replay, key, shape, config.num_envs, stack)
         return frame_replay.rebuild(replay, idx, config.num_envs, stack), idx, jnp.ones(shape)
     if config.prioritized:
@@ -319,8 +318,8 @@ def store(config: Config, state: DQNState, b) -> DQNState:
     steps late) through the window; prioritized: at the largest priority so far."""
     terminal = (b.terminations if config.bootstrap_truncation else b.dones).astype(jnp.float32)
     if getattr(config, "frame_replay", False):
-        items, frames = frame_replay.compress(state.frames, b.obs, b.actions, b.rewards, terminal, b.next_obs)
-        return state._replace(replay=add_batch(state.replay, items), frames=frames)
+        items, carry = frame_replay.compress(state.window, b.obs, b.actions, b.rewards, terminal, b.next_obs)
+        return state._replace(replay=add_batch(state.replay, items), window=carry)
     items, valid, window = rollout_transitions(state.window, b.obs, b.actions, b.rewards, terminal, b.dones,
                                                b.next_obs, config.gamma, config.n_step)
     add = add_batch if valid is None else (lambda s, x: add_masked(s, x, valid))
@@ -342,10 +341,10 @@ def learn(config: Config, env, state: DQNState, experience, key):
     update = (steps // config.steps_per_iteration) % config.target_update_interval == 0
     target = jax.tree.map(lambda new, old: jnp.where(update, new, old), polyak(state.target, params, config.tau),
                           state.target)
-    mismatches = state.frames.mismatches if getattr(config, "frame_replay", False) else jnp.zeros((), jnp.int32)
+    mismatches = state.window.mismatches if getattr(config, "frame_replay", False) else jnp.zeros((), jnp.int32)
     metrics = dict(q_loss=loss, q_mean=q_mean, epsilon=epsilon(config, state.steps),
                    buffer_size=state.replay.size.astype(jnp.float32), replay_mismatches=mismatches.astype(jnp.float32))
-    return DQNState(params, target, opt_state, state.replay, steps, state.window, prio, max_p, state.frames), metrics
+    return DQNState(params, target, opt_state, state.replay, steps, state.window, prio, max_p), metrics
 
 
 ALGO = Algorithm("dqn", Config, PRESETS, METRICS, init, policy, act, learn, act_words=act_words, host_act=host_act)

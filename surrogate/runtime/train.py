@@ -21,9 +21,12 @@ class TrainResult(NamedTuple):
 
 
 def _stack_history(algo: Algorithm, history: dict, metrics: dict) -> dict:
-    """Append ``metrics`` (``[seeds, iterations]`` arrays) to ``history``, keys in the algorithm's order."""
+    """Append ``metrics`` (``[seeds, iterations]`` arrays) to ``history``, keys in the algorithm's order; a
+    metric the history lacks (a run saved by a version without it) is NaN for the earlier iterations."""
     new = {k: np.asarray(metrics[k], np.float64) for k in (*EPISODE_KEYS, *algo.metrics)}
-    return {k: np.concatenate([history[k], v], axis=1) if k in history else v for k, v in new.items()}
+    done = next(iter(history.values())).shape[1] if history else 0
+    before = {k: history.get(k, np.full((v.shape[0], done), np.nan)) for k, v in new.items()}
+    return {k: np.concatenate([before[k], v], axis=1) for k, v in new.items()}
 
 
 def train(algo: Algorithm, config, env, key, *, seeds: int = 1, logger: Callable | None = None,
