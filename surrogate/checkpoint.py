@@ -88,6 +88,8 @@ def _read(path: Path) -> dict:
         if isinstance(d, dict) and "__external__" in d:
             offset, nbytes = (int(v) for v in d["__external__"])
             shape, dtype = tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"])
+            if dtype.kind not in "biufc":  # plain numbers only: an object array would read pointers
+                raise ValueError(f"an array of dtype {dtype} (only numbers are stored)")
             if start + offset + nbytes > path.stat().st_size or int(np.prod(shape)) * dtype.itemsize != nbytes:
                 raise ValueError("an array runs past the end of the file")
             return np.memmap(path, dtype, "r", start + offset, shape)

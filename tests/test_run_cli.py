@@ -174,6 +174,10 @@ def test_large_arrays_are_written_raw_and_read_through_a_memory_map(tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="corrupt"):
         checkpoint.load(cut, state)
+    objects = tmp_path / "objects.msgpack"  # a forged header asking for an object array: refused, never mapped
+    objects.write_bytes(data.replace(serialization.msgpack_serialize(np.dtype(np.uint8).str), b"\xa3|O8", 1))
+    with pytest.raises(CheckpointError, match="dtype object"):
+        checkpoint.load(objects, state)
 
 
 def test_a_metric_added_since_a_run_was_saved_resumes_as_nan_before():
