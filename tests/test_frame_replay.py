@@ -83,10 +83,11 @@ def test_stacks_it_cannot_give_back_are_counted():
     assert int(carry.mismatches) > 0
 
 
-def test_dqn_frame_replay_holds_what_the_plain_buffer_holds_on_breakout():
-    """DQN's store on real ale-py Breakout rollouts (2 envs, lives lost and games over): the frame buffer
-    rebuilds every rebuildable slot's transition exactly as the plain buffer stores it."""
-    env = envs.make("ALE/Breakout-v5")
+@pytest.mark.parametrize("implementation", ["ale_vector", "gymnasium_async"])
+def test_dqn_frame_replay_holds_what_the_plain_buffer_holds_on_breakout(implementation):
+    """DQN's store on real Breakout rollouts (2 envs, lives lost and games over) of either vector env: the
+    frame buffer rebuilds every rebuildable slot's transition exactly as the plain buffer stores it."""
+    env = envs.make("ALE/Breakout-v5", implementation=implementation)
     base = dataclasses.replace(dqn.PRESETS["atari"], env="ALE/Breakout-v5", total_steps=10_000, num_envs=2,
                                buffer_size=101, learning_starts=50)
     plain_cfg, frame_cfg = dataclasses.replace(base, frame_replay=False).validate(), base.validate()
