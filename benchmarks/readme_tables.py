@@ -284,11 +284,13 @@ def atari() -> str:
                     f"{_sps(envs['ale_vector_sps'])} / {_sps(envs['gymnasium_async_sps'])} "
                     f"| {envs['speedup_ale_vector']:.2f}× | the faster is used |")
     if d.get("pong_steps_done"):
-        reached = d.get("pong_steps_to_18")
-        rows.append(f"| learning, seed 0: mean game score of the last 100 episodes after "
-                    f"{d['pong_steps_done'] / 1e6:.2f}M agent steps (run in progress until 18 or 4M) | "
-                    f"{d['pong_final_return']} | steps to 18: {reached if reached else 'not yet'} | "
-                    f"CleanRL: {d['cleanrl_ppo_atari_10M_return']} at 10M |")
+        reached, done = d.get("pong_steps_to_18"), d["pong_steps_done"] / 1e6
+        status = (f"18 first reached at {reached / 1e6:.2f}M agent steps ({4 * reached / 1e6:.1f}M frames); the run "
+                  f"stopped at the end of that piece, {done:.2f}M" if reached else
+                  f"after {done:.2f}M agent steps, run in progress until 18 or 4M")
+        rows.append(f"| learning, seed 0: mean game score of the last 100 episodes ({status}) | "
+                    f"{d['pong_final_return']} at {done:.2f}M | steps to 18: {reached if reached else 'not yet'} | "
+                    f"CleanRL: {d['cleanrl_ppo_atari_10M_return']} at 10M (its curve is published as a figure only) |")
     if "speed_command" in d:
         rows.append(f"\n_speed: {d['speed_date']}, `{d['speed_command']}`_")
     rows.append(_footer(d))
