@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from surrogate import checkpoint, envs, run
+from surrogate.core.q_networks import lecun_normal_np
 from surrogate.algos import dqn, get
 from surrogate.errors import ConfigError
 from surrogate.runtime.rollout import Batch, Experience
@@ -122,7 +123,7 @@ def test_init_matches_flax_and_host_act_matches_jax(cartpole, dueling, activatio
 
 
 def test_lecun_normal_np_moments():
-    w = dqn.lecun_normal_np(np.random.default_rng(0), (400, 300))
+    w = lecun_normal_np(np.random.default_rng(0), (400, 300))
     assert abs(w.std() - np.sqrt(1 / 400)) < 0.002 and np.abs(w).max() <= 2 * np.sqrt(1 / 400) / 0.8796 + 1e-6
 
 

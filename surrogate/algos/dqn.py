@@ -1,13 +1,13 @@
 """Deep Q-Networks (Mnih et al. 2015, "Human-level control through deep reinforcement learning").
 
-Reads top to bottom in the order it runs: config and presets; the Q-network and the initial state
-(online and target parameters, Adam, an empty replay buffer); epsilon-greedy acting (Algorithm 1);
-then ``learn``: store the iteration's transitions in the replay buffer and, once more than
-``learning_starts`` are stored, take ``gradient_steps`` minibatch steps on the TD error against the
-target network (eq. 3; double Q-learning, van Hasselt et al. 2016, eq. 4), then update the target
-(the paper's copy every C iterations, or Polyak averaging). The runtime collects the steps and runs
-the iterations, on JAX or host envs. Variants: n-step targets (``core.nstep``), prioritized replay
-(``core.prioritized``), CNN torsos (``core.q_networks``), soft DQN (``soft_tau``; ``algos.soft_dqn``).
+Reads top to bottom in the order it runs: config and presets; the Q-network and the initial state (online and
+target parameters, Adam, an empty replay buffer); epsilon-greedy acting (Algorithm 1); then ``learn``: store the
+iteration's transitions in the replay buffer and, once more than ``learning_starts`` are stored, take
+``gradient_steps`` minibatch steps on the TD error against the target network (eq. 3; double Q-learning, van
+Hasselt et al. 2016, eq. 4), then update the target (the paper's copy every C iterations, or Polyak averaging).
+The runtime collects the steps and runs the iterations, on JAX or host envs. Variants: n-step targets
+(``core.nstep``), prioritized replay (``core.prioritized``), Atari frames stored once (``core.frame_replay``),
+CNN torsos (``core.q_networks``), soft DQN (``soft_tau``; ``algos.soft_dqn``).
 """
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -21,7 +21,7 @@ from surrogate.algos.actor_critic import check_replay_fits, key_rng, positive
 from surrogate.core.networks import numpy_policy
 from surrogate.core import frame_replay
 from surrogate.core.nstep import Transition, init_window, n_step_q_targets, rollout_transitions
-from surrogate.core.q_networks import QNetwork, explore_from_bits, lecun_normal_np, mlp_q_params_np  # noqa: F401
+from surrogate.core.q_networks import QNetwork, explore_from_bits, mlp_q_params_np, optimizer
 from surrogate.core.prioritized import beta_schedule, new_priorities, sample_prioritized
 from surrogate.core.replay import ReplayState, add_batch, add_masked, init_replay, sample_indices
 from surrogate.core.td import huber_loss, polyak
@@ -90,12 +90,8 @@ class Config:
                               f"({self.steps_per_iteration}). Raise --buffer-size.")
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}.")
-        if self.frame_replay and (self.network != "nature_cnn" or self.n_step != 1 or self.prioritized):
-            raise ConfigError("frame_replay stores Atari's stacked frames once: it needs --network nature_cnn, "
-                              "--n-step 1 and no --prioritized. Use --no-frame-replay for the others.")
-        if self.frame_replay and self.buffer_size < self.steps_per_iteration + 3 * self.num_envs:
-            raise ConfigError(f"buffer_size ({self.buffer_size}) must hold one iteration and 3 more steps per env "
-                              f"with frame_replay ({self.steps_per_iteration + 3 * self.num_envs}). Raise --buffer-size.")
+        if self.frame_replay:
+            frame_replay.check_config(self)
         return self
 
 
@@ -120,8 +116,7 @@ PRESETS = {
                       learning_starts=5_000, batch_size=32, gradient_steps=1, learning_rate=2.5e-4, tau=0.0,
                       target_update_interval=1_000, eps_end=0.1, exploration_steps=100_000, double_q=False,
                       loss="huber", dueling=False, network="minatar_cnn", opt="centered_rmsprop", grad_clip="none"),
-    # CleanRL's dqn_atari.py (Pong 20.25 +- 0.41), squared TD error; its replay of 1M holds each frame once, 13 GiB
-    # (as obs and next obs stacks, 53 GiB)
+    # CleanRL's dqn_atari.py (Pong 20.25 +- 0.41), squared TD error; its 1M replay with each frame once: 13 GiB, not 53
     "atari": Config(env="ALE/Pong-v5", total_steps=10_000_000, num_envs=1, num_steps=4, buffer_size=1_000_000,
                     learning_starts=80_000, batch_size=32, gradient_steps=1, learning_rate=1e-4, tau=0.0,
                     target_update_interval=250, eps_end=0.01, exploration_fraction=0.1, double_q=False,
@@ -169,17 +164,6 @@ class DQNState(NamedTuple):
     max_priority: Any = ()  # prioritized: the largest p^alpha so far (new items get it)
 
 
-def optimizer(config: Config):
-    """Adam (Kingma & Ba 2015) or MinAtar's centered RMSprop (torch's: ``sqrt(E g^2 - (E g)^2) + eps``), after
-    clipping the gradient's global norm or each element (rejax), or not at all."""
-    clip = {"global_norm": lambda: optax.clip_by_global_norm(config.max_grad_norm), "none": optax.identity,
-            "elementwise": lambda: optax.clip(config.max_grad_norm)}[config.grad_clip]()
-    if getattr(config, "opt", "adam") == "centered_rmsprop":
-        return optax.chain(clip, optax.rmsprop(config.learning_rate, decay=0.95, eps=0.01, eps_in_sqrt=False,
-                                               centered=True))
-    return optax.chain(clip, optax.adam(config.learning_rate))
-
-
 def init(config: Config, env, key) -> DQNState:
     """On the host, nothing compiled: the online network drawn in NumPy, the target a copy, zeros elsewhere."""
     if not env.discrete:
@@ -189,14 +173,13 @@ def init(config: Config, env, key) -> DQNState:
     opt_state = zeros(jax.eval_shape(optimizer(config).init, params))  # Adam's moments and count start at 0
     obs = np.zeros(env.obs_shape, np.uint8 if config.network != "mlp" else np.float32)  # images: uint8
     item = Transition(obs, np.zeros((), np.int32), np.float32(0), np.float32(0), obs, np.zeros((), np.int32))
-    if config.frame_replay:
-        item = frame_replay.example_item(env.obs_shape, obs.dtype)
-    check_replay_fits(config.buffer_size, item)
-    replay = zeros(jax.eval_shape(lambda: init_replay(config.buffer_size, item)))
     window = () if config.n_step == 1 else zeros(jax.eval_shape(
         lambda: init_window(config.n_step, config.num_envs, env.obs_shape, obs.dtype)))
-    if config.frame_replay:  # each env's last observation, to find the frames it shares with the next
-        window = zeros(jax.eval_shape(lambda: frame_replay.init_carry(config.num_envs, env.obs_shape, obs.dtype)))
+    if config.frame_replay:  # a frame per slot; in the window, each env's last observation (core.frame_replay)
+        item, window = frame_replay.example_item(env.obs_shape, obs.dtype), zeros(jax.eval_shape(
+            lambda: frame_replay.init_carry(config.num_envs, env.obs_shape, obs.dtype)))
+    check_replay_fits(config.buffer_size, item)
+    replay = zeros(jax.eval_shape(lambda: init_replay(config.buffer_size, item)))
     prio = zeros(jax.eval_shape(lambda: init_replay(config.buffer_size, np.float32(0)))) if config.prioritized else ()
     return DQNState(params, jax.tree.map(np.copy, params), opt_state, replay, np.zeros((), np.int32), window, prio,
                     np.ones((), np.float32) if config.prioritized else ())
@@ -206,9 +189,8 @@ def init(config: Config, env, key) -> DQNState:
 
 
 def epsilon(config: Config, steps):
-    """Linear from eps_start to eps_end over ``exploration_fraction * total_steps`` env steps (or over
-    ``exploration_steps`` after ``learning_starts``), then constant (Mnih et al. 2015, Extended Data
-    Table 1); 1 (uniform actions) before learning starts."""
+    """Linear from eps_start to eps_end over ``exploration_fraction * total_steps`` env steps (or ``exploration_steps``
+    after ``learning_starts``), then constant (Mnih et al. 2015, Extended Data Table 1); 1 before learning starts."""
     span = getattr(config, "exploration_steps", 0)
     frac = (jnp.clip((steps - config.learning_starts) / span, 0.0, 1.0) if span > 0
             else jnp.minimum(1.0, steps / max(config.exploration_fraction * config.total_steps, 1.0)))
@@ -274,14 +256,12 @@ def td_loss(config: Config, env, params, mb: Transition, next_q_target, weights=
 
 
 def minibatches(config: Config, state: DQNState, key):
-    """``gradient_steps`` minibatches, all at once: ``([gradient_steps, batch_size, ...], slots, weights)``,
-    drawn uniformly with replacement, or in proportion to the priorities at the iteration's start with
-    their importance weights (exact for one gradient step per iteration, as in the MinAtar preset)."""
+    """``gradient_steps`` minibatches at once, ``([gradient_steps, batch_size, ...], slots, weights)``, drawn uniformly
+    with replacement, or by the priorities at the iteration's start with their importance weights (exact for one
+    gradient step per iteration, as in the MinAtar preset); frame replay: stacks rebuilt from single frames."""
     shape, replay = (config.gradient_steps, config.batch_size), state.replay
     if getattr(config, "frame_replay", False):
-        stack = state.window.obs.shape[-1]
-        idx = frame_replay.sample_indices(replay, key, shape, config.num_envs, stack)
-        return frame_replay.rebuild(replay, idx, config.num_envs, stack), idx, jnp.ones(shape)
+        return frame_replay.minibatches(replay, state.window, key, shape, config.num_envs)
     if config.prioritized:
         beta = beta_schedule(config.priority_beta, state.steps / config.total_steps)
         idx, weights = sample_prioritized(state.priorities.items, replay.size, key, shape, beta)
@@ -341,9 +321,8 @@ def learn(config: Config, env, state: DQNState, experience, key):
     update = (steps // config.steps_per_iteration) % config.target_update_interval == 0
     target = jax.tree.map(lambda new, old: jnp.where(update, new, old), polyak(state.target, params, config.tau),
                           state.target)
-    mismatches = state.window.mismatches if getattr(config, "frame_replay", False) else jnp.zeros((), jnp.int32)
-    metrics = dict(q_loss=loss, q_mean=q_mean, epsilon=epsilon(config, state.steps),
-                   buffer_size=state.replay.size.astype(jnp.float32), replay_mismatches=mismatches.astype(jnp.float32))
+    metrics = dict(q_loss=loss, q_mean=q_mean, epsilon=epsilon(config, state.steps), replay_mismatches=
+                   frame_replay.mismatches(state.window), buffer_size=state.replay.size.astype(jnp.float32))
     return DQNState(params, target, opt_state, state.replay, steps, state.window, prio, max_p), metrics
 
 

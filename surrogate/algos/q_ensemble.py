@@ -30,6 +30,7 @@ from surrogate.algos.actor_critic import key_rng, positive
 from surrogate.core.distributions import uniform_from_bits
 from surrogate.core.ensemble import bootstrap_masks, masked_mean_loss, ucb_actions, vote_actions
 from surrogate.core.networks import MLP, MinAtarCNN
+from surrogate.core.q_networks import lecun_normal_np
 from surrogate.core.replay import ReplayState, add_batch, init_replay, sample_indices
 from surrogate.core.td import huber_loss, polyak, q_targets
 from surrogate.errors import ConfigError
@@ -146,7 +147,7 @@ def q_values(config: Config, env, params, obs):
 
 def init_net(config: Config, env, rng: np.random.Generator) -> dict:
     """The ensemble's parameters drawn on the host (a test checks the structure against ``init``):
-    the MLP torso and every head with Flax's default LeCun-normal init (``dqn.lecun_normal_np``), each
+    the MLP torso and every head with Flax's default LeCun-normal init (``lecun_normal_np``), each
     head drawn independently (their only difference when ``mask_prob = 1``); zero biases. The CNN
     torso: ``MinAtarCNN.init`` (orthogonal, as the actor-critics')."""
     if config.network == "minatar_cnn":
@@ -154,10 +155,10 @@ def init_net(config: Config, env, rng: np.random.Generator) -> dict:
         torso, width = {"MinAtarCNN_0": jax.tree.map(np.asarray, torso["params"])}, MinAtarCNN.hidden
     else:
         sizes = [math.prod(env.obs_shape), *config.hidden]
-        dense = lambda a, b: {"kernel": dqn.lecun_normal_np(rng, (a, b)), "bias": np.zeros(b, np.float32)}
+        dense = lambda a, b: {"kernel": lecun_normal_np(rng, (a, b)), "bias": np.zeros(b, np.float32)}
         torso = {"MLP_0": {f"Dense_{i}": dense(a, b) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))}}
         width = sizes[-1]
-    heads = np.stack([dqn.lecun_normal_np(rng, (width, env.action_dim)) for _ in range(config.num_heads)])
+    heads = np.stack([lecun_normal_np(rng, (width, env.action_dim)) for _ in range(config.num_heads)])
     return {"params": {**torso, "heads_kernel": heads,
                        "heads_bias": np.zeros((config.num_heads, env.action_dim), np.float32)}}
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from surrogate.core.nstep import Transition
 from surrogate.core.replay import ReplayState, capacity_of
+from surrogate.errors import ConfigError
 
 
 class FrameItem(NamedTuple):
@@ -103,3 +104,26 @@ def rebuild(state: ReplayState, idx, num_envs: int, stack: int) -> Transition:
     next_obs = jnp.stack(frames[1:] + [items.next_frame[idx]], -1)
     return Transition(obs, items.action[idx], items.reward[idx], items.terminal[idx], next_obs,
                       jnp.ones(idx.shape, jnp.int32))
+
+
+def check_config(config) -> None:
+    """DQN's ``frame_replay`` needs Atari's stacks, one-step transitions, uniform sampling and room for them."""
+    if config.network != "nature_cnn" or config.n_step != 1 or config.prioritized:
+        raise ConfigError("frame_replay stores Atari's stacked frames once: it needs --network nature_cnn, "
+                          "--n-step 1 and no --prioritized. Use --no-frame-replay for the others.")
+    need = config.steps_per_iteration + 3 * config.num_envs
+    if config.buffer_size < need:
+        raise ConfigError(f"buffer_size ({config.buffer_size}) must hold one iteration and 3 more steps per env "
+                          f"with frame_replay ({need}). Raise --buffer-size.")
+
+
+def minibatches(state: ReplayState, carry: FrameCarry, key, shape, num_envs: int):
+    """DQN's ``minibatches`` from this buffer: ``(transitions [*shape, ...], slots, unit weights)``."""
+    stack = carry.obs.shape[-1]
+    idx = sample_indices(state, key, shape, num_envs, stack)
+    return rebuild(state, idx, num_envs, stack), idx, jnp.ones(shape)
+
+
+def mismatches(carry) -> jax.Array:
+    """The count of transitions stored that the layout could not give back (0 without frame replay)."""
+    return (carry.mismatches if isinstance(carry, FrameCarry) else jnp.zeros(())).astype(jnp.float32)

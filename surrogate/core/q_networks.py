@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from surrogate.core.distributions import noise_from_bits, uniform_from_bits
 from surrogate.core.networks import MLP, TORSOS
@@ -62,3 +63,14 @@ def explore_from_bits(q, bits, eps, soft_tau: float = 0.0):
         action = (q / soft_tau + noise_from_bits(bits[..., 2:], True)).argmax(-1)
     unit = uniform_from_bits(bits[..., 0])
     return jnp.where(unit < eps, (bits[..., 1] % q.shape[-1]).astype(action.dtype), action)
+
+
+def optimizer(config):
+    """DQN's and the Q-ensembles' optimiser: Adam (Kingma & Ba 2015) or MinAtar's centered RMSprop (torch's:
+    ``sqrt(E g^2 - (E g)^2) + eps``), after clipping the gradient's global norm or each element (rejax), or not."""
+    clip = {"global_norm": lambda: optax.clip_by_global_norm(config.max_grad_norm), "none": optax.identity,
+            "elementwise": lambda: optax.clip(config.max_grad_norm)}[config.grad_clip]()
+    if getattr(config, "opt", "adam") == "centered_rmsprop":
+        return optax.chain(clip, optax.rmsprop(config.learning_rate, decay=0.95, eps=0.01, eps_in_sqrt=False,
+                                               centered=True))
+    return optax.chain(clip, optax.adam(config.learning_rate))
