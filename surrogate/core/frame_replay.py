@@ -23,7 +23,6 @@ import jax.numpy as jnp
 
 from surrogate.core.nstep import Transition
 from surrogate.core.replay import ReplayState, capacity_of
-from surrogate.errors import ConfigError
 
 
 class FrameItem(NamedTuple):
@@ -106,15 +105,17 @@ def rebuild(state: ReplayState, idx, num_envs: int, stack: int) -> Transition:
                       jnp.ones(idx.shape, jnp.int32))
 
 
-def check_config(config) -> None:
-    """DQN's ``frame_replay`` needs Atari's stacks, one-step transitions, uniform sampling and room for them."""
+def config_problem(config) -> str | None:
+    """Why DQN's ``config`` cannot use ``frame_replay`` (Atari's stacks, one-step transitions, uniform sampling,
+    room for an iteration and the frames before it), or None."""
     if config.network != "nature_cnn" or config.n_step != 1 or config.prioritized:
-        raise ConfigError("frame_replay stores Atari's stacked frames once: it needs --network nature_cnn, "
-                          "--n-step 1 and no --prioritized. Use --no-frame-replay for the others.")
+        return ("frame_replay stores Atari's stacked frames once: it needs --network nature_cnn, --n-step 1 and "
+                "no --prioritized. Use --no-frame-replay for the others.")
     need = config.steps_per_iteration + 3 * config.num_envs
     if config.buffer_size < need:
-        raise ConfigError(f"buffer_size ({config.buffer_size}) must hold one iteration and 3 more steps per env "
-                          f"with frame_replay ({need}). Raise --buffer-size.")
+        return (f"buffer_size ({config.buffer_size}) must hold one iteration and 3 more steps per env with "
+                f"frame_replay ({need}). Raise --buffer-size.")
+    return None
 
 
 def minibatches(state: ReplayState, carry: FrameCarry, key, shape, num_envs: int):
