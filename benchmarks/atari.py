@@ -167,8 +167,9 @@ def learn(run_dir: Path, max_steps: int, piece_steps: int, quick: bool) -> None:
         if history is not None:  # (--quick: into the run directory, not benchmarks/results)
             write_curve(c, updates_done * config.batch_size, run_dir if quick else RESULTS)
         if reached is not None or updates_done >= max_updates:
-            print(f"{run_dir}: " + (f"the last-100 mean first reached {TARGET} at {reached:,} agent steps; done"
-                                    if reached is not None else f"{max_steps:,} agent steps done"), flush=True)
+            why = (f"the last-100 mean first reached {TARGET} at {reached:,} agent steps" if reached is not None
+                   else f"{updates_done * config.batch_size:,} agent steps, the cap")
+            print(f"{run_dir}: {why}; done", flush=True)
             return
         n = min(piece, max_updates - updates_done)
         if resume:
