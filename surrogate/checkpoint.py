@@ -81,7 +81,7 @@ def _read(path: Path) -> dict:
         if f.read(len(MAGIC)) != MAGIC:
             return serialization.msgpack_restore(path.read_bytes())  # an all-msgpack checkpoint
         header = f.read(int.from_bytes(f.read(8), "little"))
-        start = -(-f.tell() // ALIGN) * ALIGN
+        start, size = -(-f.tell() // ALIGN) * ALIGN, path.stat().st_size
     payload = serialization.msgpack_restore(header)
 
     def internal(d):
@@ -90,7 +90,7 @@ def _read(path: Path) -> dict:
             shape, dtype = tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"])
             if dtype.kind not in "biufc":  # plain numbers only: an object array would read pointers
                 raise ValueError(f"an array of dtype {dtype} (only numbers are stored)")
-            if start + offset + nbytes > path.stat().st_size or int(np.prod(shape)) * dtype.itemsize != nbytes:
+            if start + offset + nbytes > size or int(np.prod(shape)) * dtype.itemsize != nbytes:
                 raise ValueError("an array runs past the end of the file")
             return np.memmap(path, dtype, "r", start + offset, shape)
         return {k: internal(v) for k, v in d.items()} if isinstance(d, dict) else d

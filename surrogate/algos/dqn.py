@@ -260,7 +260,7 @@ def minibatches(config: Config, state: DQNState, key):
     with replacement, or by the priorities at the iteration's start with their importance weights (exact for one
     gradient step per iteration, as in the MinAtar preset); frame replay: stacks rebuilt from single frames."""
     shape, replay = (config.gradient_steps, config.batch_size), state.replay
-    if getattr(config, "frame_replay", False):
+    if config.frame_replay:
         return frame_replay.minibatches(replay, state.window, key, shape, config.num_envs)
     if config.prioritized:
         beta = beta_schedule(config.priority_beta, state.steps / config.total_steps)
@@ -297,7 +297,7 @@ def store(config: Config, state: DQNState, b) -> DQNState:
     """The rollout's transitions into the buffer: one-step ones, or n-step ones (``core.nstep``, ``n - 1``
     steps late) through the window; prioritized: at the largest priority so far."""
     terminal = (b.terminations if config.bootstrap_truncation else b.dones).astype(jnp.float32)
-    if getattr(config, "frame_replay", False):
+    if config.frame_replay:
         items, carry = frame_replay.compress(state.window, b.obs, b.actions, b.rewards, terminal, b.next_obs)
         return state._replace(replay=add_batch(state.replay, items), window=carry)
     items, valid, window = rollout_transitions(state.window, b.obs, b.actions, b.rewards, terminal, b.dones,
