@@ -15,9 +15,9 @@ The curve is MinAtar's README measure: per seed, the mean return of the last 100
 finished, against frames (env steps of one seed).
 
 ``--plot``: reads every file, draws the curves (``curves.png``) and the aggregate (``aggregate.png``:
-IQM over games x seeds of final scores normalised per game by the MinAtar paper's DQN at 5M frames
-(``ANCHORS``), with rliable 1.2.0's stratified-bootstrap 95% intervals), and writes the summary
-``results/q_minatar.json``.
+IQM over games x seeds of scores normalised per game by the MinAtar paper's DQN at 5M frames
+(``ANCHORS``), with rliable 1.2.0's stratified-bootstrap 95% intervals, at the frames all four games
+reached and at each game's final chunk), and writes the summary ``results/q_minatar.json``.
 
 ``--speed``: DQN on Breakout-MinAtar at the shared config (preset ``minatar``: one env, one update of
 batch 32 per step, replay 100k, centered RMSprop, target copy every 1000) against rejax 0.1.3's DQN
@@ -216,10 +216,13 @@ def plot(a):
     fig.tight_layout()
     fig.savefig(OUT_DIR / "curves.png", dpi=120)
 
-    # aggregate: scores at the frames every game reached (the curves' point there) / MinAtar DQN at 5M frames,
-    # games x seeds, IQM with rliable's stratified-bootstrap 95% intervals
+    # aggregate, two views, each normalised per game by MinAtar DQN at 5M frames, games x seeds, IQM with
+    # rliable's stratified-bootstrap 95% intervals: "common" takes every game's curve at the frames all four
+    # reached (like for like within an algorithm); "final" takes each game's last chunk (what --until-anchor
+    # runs end with, whatever frames each game needed)
     dqn_anchor = ANCHORS["minatar_dqn_5M"]
-    scores, frames = {}, {}
+    views = {"common": {}, "final": {}}
+    frames = {}
     for name in algos:
         rows = {r["game"]: r for r in results if r["algo"] == name}
         if set(rows) != set(GAMES):
@@ -228,11 +231,14 @@ def plot(a):
         seeds = min(len(rows[g]["final_return_per_seed"]) for g in GAMES)
         frames[name] = min(rows[g]["frames_per_seed"] for g in GAMES)
         at = {g: max(i for i, f in enumerate(rows[g]["curve_frames"]) if f <= frames[name]) for g in GAMES}
-        scores[name] = np.array([[rows[g]["curves"][s][at[g]] / dqn_anchor[g] for g in GAMES] for s in range(seeds)])
-    summary = dict(normalisation="score at the frames all 4 games reached / MinAtar DQN at 5M frames "
-                                 "(paper-tables.md), per game", statistic="IQM over games x seeds, rliable 1.2.0 "
-                                 "stratified bootstrap 95% CI",
-                   games=list(GAMES), frames_per_seed=frames, per_game={}, aggregate={})
+        views["common"][name] = np.array([[rows[g]["curves"][s][at[g]] / dqn_anchor[g] for g in GAMES]
+                                          for s in range(seeds)])
+        views["final"][name] = np.array([[rows[g]["final_return_per_seed"][s] / dqn_anchor[g] for g in GAMES]
+                                         for s in range(seeds)])
+    summary = dict(normalisation="score / MinAtar DQN at 5M frames (paper-tables.md), per game; 'aggregate': "
+                                 "at the frames all 4 games reached; 'aggregate_final': each game's final chunk",
+                   statistic="IQM over games x seeds, rliable 1.2.0 stratified bootstrap 95% CI",
+                   games=list(GAMES), frames_per_seed=frames, per_game={}, aggregate={}, aggregate_final={})
     for r in results:
         summary["per_game"][f"{r['game']}_{r['algo']}"] = dict(
             final_return_mean=r["final_return_mean"], final_return_per_seed=r["final_return_per_seed"],
@@ -243,17 +249,22 @@ def plot(a):
             f"stopped (--until-anchor) at {r['frames_per_seed']:,} frames per seed, the seeds' mean at least "
             f"MinAtar DQN's 5M-frame value there and at the chunk end before" if r.get("stopped_at_anchor") else
             f"at {r['frames_per_seed']:,} frames per seed, fewer than the anchor's 5M: not a like-for-like comparison")
-    if scores:
-        point, cis = rly.get_interval_estimates(scores, lambda x: np.array([rlm.aggregate_iqm(x)]), reps=a.reps)
-        summary["aggregate"] = {k: dict(iqm=float(point[k][0]), ci95=[float(cis[k][0, 0]), float(cis[k][1, 0])],
-                                        frames_per_seed=frames[k]) for k in scores}
-        fig, ax = plt.subplots(figsize=(6, 1.2 + 0.5 * len(scores)))
-        for i, k in enumerate(scores):
-            ax.plot([cis[k][0, 0], cis[k][1, 0]], [i, i], lw=6, alpha=0.5)
-            ax.plot(point[k][0], i, "k|", ms=14)
-        ax.set_yticks(range(len(scores)), [f"{k} ({frames[k] / 1e6:g}M frames)" for k in scores])
-        ax.axvline(1.0, color="gray", ls=":", lw=1)
-        ax.set_xlabel("IQM of score / MinAtar DQN at 5M frames\n(95% stratified-bootstrap CI, rliable)")
+    if frames:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 1.2 + 0.5 * len(frames)), sharey=True)
+        for ax, (view, key) in zip(axes, (("common", "aggregate"), ("final", "aggregate_final"))):
+            point, cis = rly.get_interval_estimates(views[view], lambda x: np.array([rlm.aggregate_iqm(x)]),
+                                                    reps=a.reps)
+            for i, k in enumerate(frames):
+                summary[key][k] = dict(iqm=float(point[k][0]), ci95=[float(cis[k][0, 0]), float(cis[k][1, 0])],
+                                       frames_per_seed=frames[k] if view == "common" else
+                                       {r["game"]: r["frames_per_seed"] for r in results if r["algo"] == k})
+                ax.plot([cis[k][0, 0], cis[k][1, 0]], [i, i], lw=6, alpha=0.5)
+                ax.plot(point[k][0], i, "k|", ms=14)
+            ax.axvline(1.0, color="gray", ls=":", lw=1)
+            ax.set_title("at the frames all 4 games reached" if view == "common" else "each game's final chunk",
+                         fontsize=9)
+            ax.set_xlabel("IQM of score / MinAtar DQN at 5M frames\n(95% stratified-bootstrap CI, rliable)")
+        axes[0].set_yticks(range(len(frames)), [f"{k} ({frames[k] / 1e6:g}M frames)" for k in frames])
         fig.tight_layout()
         fig.savefig(OUT_DIR / "aggregate.png", dpi=120)
     import rliable

@@ -254,6 +254,14 @@ def q_minatar() -> str:
         frames = f"{g['frames_per_seed'] // 1000}k" + (" (stopped: reached MinAtar DQN)" if g.get("stopped_at_anchor") else "")
         rows.append(f"| {game} | `{algo}` | {frames} | {g['final_return_mean']:.1f} ({per_seed}) "
                     f"| {g['minatar_dqn_5M']} | {ac.get(game, '-')} | {gymnax_ppo.get(game, '-')} |")
+    if d.get("aggregate_final"):
+        rows += ["", "| algorithm | IQM of score / MinAtar DQN at 5M, at the frames all 4 games reached (95% CI) "
+                 "| the same at each game's final chunk |", "|---|---|---|"]
+        for algo, fin in d["aggregate_final"].items():
+            common = d["aggregate"][algo]
+            rows.append(f"| `{algo}` | {common['iqm']:.2f} [{common['ci95'][0]:.2f}, {common['ci95'][1]:.2f}] at "
+                        f"{common['frames_per_seed'] // 1000}k | {fin['iqm']:.2f} [{fin['ci95'][0]:.2f}, "
+                        f"{fin['ci95'][1]:.2f}] |")
     if "speedup_vs_rejax_sps" in d:
         rows += ["", "| speed, DQN on Breakout-MinAtar (preset `minatar`) | ours / rejax 0.1.3 | ratio | target |",
                  "|---|---|---|---|",
