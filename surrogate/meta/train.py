@@ -2,12 +2,13 @@
 (meta-iterations as one ``lax.scan``, seeds vmapped), the final evaluation, and the run directory.
 
 ``make_trainer(algo, config)`` is the library API; ``train_in_dir`` is what ``surrogate train
-reptile|fomaml|maml`` calls: ``runs/<name>/`` with ``config.json``, ``metrics.csv``,
-``checkpoints/latest.msgpack`` (``surrogate.checkpoint``: msgpack, atomic) and ``eval.json``.
+reptile|fomaml|maml`` calls: ``runs/<name>/`` with ``config.json``, ``metrics.csv``, TensorBoard
+events in ``tb/``, ``checkpoints/latest.msgpack`` (``surrogate.checkpoint``: msgpack, atomic) and ``eval.json``.
 """
 import csv
 import dataclasses
 import io
+import itertools
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -15,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tensorboardX import SummaryWriter
 
 from surrogate import checkpoint
 from surrogate._jax_setup import FAST, RUN_ONCE
@@ -231,18 +233,21 @@ def train_in_dir(run_dir, algo: str | None = None, config: Config | None = None,
         history, done = {}, 0
     until = total if stop_after is None else min(total, done + stop_after)
     t0, start = time.perf_counter(), done
-    while done < until:
-        n = min(every, until - done)
-        state, metrics = trainer.run(state, trainer.data, n)
-        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-        history = {k: np.concatenate([history[k], v], axis=1) if k in history else v for k, v in metrics.items()}
-        done += n
-        checkpoint.save(run_dir / CKPT, state, history, done)
-        _write_metrics(run_dir / METRICS, history)
-        if progress:
-            rate = (done - start) / (time.perf_counter() - t0)
-            last = ", ".join(f"{k} {float(np.mean(v[:, -1])):.4g}" for k, v in sorted(metrics.items()))
-            print(f"{algo} {done}/{total} meta-iterations ({rate:.1f}/s): {last}", flush=True)
+    with SummaryWriter(str(run_dir / "tb")) as tb:
+        while done < until:
+            n = min(every, until - done)
+            state, metrics = trainer.run(state, trainer.data, n)
+            metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+            history = {k: np.concatenate([history[k], v], axis=1) if k in history else v for k, v in metrics.items()}
+            checkpoint.save(run_dir / CKPT, state, history, done + n)
+            _write_metrics(run_dir / METRICS, history)
+            for (k, v), s, i in itertools.product(metrics.items(), range(seeds), range(n)):
+                tb.add_scalar(f"seed{s}/{k}", float(v[s, i]), done + i + 1)  # step: the meta-iteration
+            done += n
+            if progress:
+                rate = (done - start) / (time.perf_counter() - t0)
+                last = ", ".join(f"{k} {float(np.mean(v[:, -1])):.4g}" for k, v in sorted(metrics.items()))
+                print(f"{algo} {done}/{total} meta-iterations ({rate:.1f}/s): {last}", flush=True)
     if done < total:
         return None
     report = {"algo": algo, "data": config.data, "n_way": config.n_way, "k_shot": config.k_shot,
