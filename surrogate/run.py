@@ -136,7 +136,9 @@ class DirLogger:
         from tensorboardX import SummaryWriter
 
         self.run_dir, self.num_updates, self.seeds = run_dir, num_updates, seeds
-        self.tb = SummaryWriter(str(run_dir / "tb"))
+        # one events file per start: tensorboardX names it by the second and opens it "wb", so a resume in the
+        # same second as the start would otherwise overwrite the first file's events
+        self.tb = SummaryWriter(str(run_dir / "tb"), filename_suffix=f".from{first_update}")
         self.written = first_update  # updates already sent to TensorBoard
         self.t0, self.u0 = time.perf_counter(), first_update
         self.progress = None

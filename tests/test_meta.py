@@ -11,6 +11,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from surrogate import cli
+from tb_events import tensorboard_scalars
 from surrogate.errors import ConfigError
 from surrogate.meta import convnet, default_config, make_trainer, sine, train_in_dir
 from surrogate.meta.inner import adapt, inner_optimizer, minibatch_indices
@@ -227,25 +228,6 @@ def _algos_listing(capsys):
 
 # ----------------------------------------------------------------------------- learning and run directories
 
-def tensorboard_scalars(tb_dir) -> dict:
-    """``{tag: [(step, value), ...]}`` from the event files in ``tb_dir`` (TFRecord framing: an 8-byte length,
-    its 4-byte CRC, the Event proto, its 4-byte CRC), read with tensorboardX's own Event proto."""
-    import struct
-
-    from tensorboardX.proto import event_pb2
-
-    out = {}
-    for path in sorted(tb_dir.glob("events.out.tfevents.*")):
-        data, pos = path.read_bytes(), 0
-        while pos < len(data):
-            (length,) = struct.unpack("<Q", data[pos:pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
-            pos += 12 + length + 4
-            for v in event.summary.value:
-                out.setdefault(v.tag, []).append((event.step, v.simple_value))
-    return out
-
-
 TINY_SINE = dict(hidden=(8,), meta_iterations=20, eval_tasks=50, eval_inner_steps=4)
 
 
@@ -261,7 +243,7 @@ def test_run_dir_resume_continues_the_same_run(tmp_path):
     assert rows[0] == "seed,iteration,loss_after,loss_before" and len(rows) == 1 + 2 * 20
     assert (tmp_path / "full" / "metrics.csv").read_text() == (tmp_path / "cut" / "metrics.csv").read_text()
     # TensorBoard: each meta-iteration of each seed once, across the cut, equal to metrics.csv
-    seed1 = sorted(tensorboard_scalars(tmp_path / "cut" / "tb")["seed1/loss_after"])
+    seed1 = tensorboard_scalars(tmp_path / "cut" / "tb")["seed1/loss_after"]
     csv_seed1 = [float(r.split(",")[2]) for r in rows[1 + 20:]]
     assert [s for s, _ in seed1] == list(range(1, 21)) and np.allclose([v for _, v in seed1], csv_seed1, rtol=1e-5)
 

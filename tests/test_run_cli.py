@@ -10,6 +10,7 @@ import pytest
 from surrogate import checkpoint, cli, run
 from surrogate.algos import ppo
 from surrogate.errors import CheckpointError
+from tb_events import tensorboard_scalars
 
 SMALL = ppo.Config(total_steps=256 * 12)  # 12 updates of 256 steps
 SMALL_FLAGS = ["--total-steps", str(256 * 12)]
@@ -47,6 +48,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(uninterrupted, tmp_pat
     _leaves_equal(full.state, resumed.state)
     assert (d / "metrics.csv").read_text() == (d_full / "metrics.csv").read_text()
     assert json.loads((d / "eval.json").read_text()) == json.loads((d_full / "eval.json").read_text())
+    # TensorBoard: the resumed run's events are the uninterrupted run's (none lost to the resume's writer)
+    assert tensorboard_scalars(d / "tb") == tensorboard_scalars(d_full / "tb")
 
 
 def test_cli_resume_via_command_line(uninterrupted, tmp_path, capsys):

@@ -233,7 +233,7 @@ def train_in_dir(run_dir, algo: str | None = None, config: Config | None = None,
         history, done = {}, 0
     until = total if stop_after is None else min(total, done + stop_after)
     t0, start = time.perf_counter(), done
-    with SummaryWriter(str(run_dir / "tb")) as tb:
+    with SummaryWriter(str(run_dir / "tb"), filename_suffix=f".from{done}") as tb:  # (run.DirLogger: why)
         while done < until:
             n = min(every, until - done)
             state, metrics = trainer.run(state, trainer.data, n)
