@@ -43,8 +43,12 @@ def test_spaces_and_ids(bandit, mdp):
     assert bandit.max_episode_steps == 10
     assert mdp.obs_shape == (10 + 5 + 2,) and mdp.action_dim == 5 and mdp.max_episode_steps == 50
     assert {"Bandit-k50-n500-rl2", "TabularMDP-n100-rl2"} <= set(envs.list_envs()["jax"])
-    with pytest.raises(ConfigError):
-        rl2_tasks.make("Bandit-k3-n7-rl2")
+    other = envs.make("Bandit-k3-n7-rl2")  # any setting, not only the paper's grid
+    assert other.obs_shape == (1 + 3 + 2,) and other.action_dim == 3 and other.max_episode_steps == 7
+    assert envs.make("TabularMDP-n2-rl2").max_episode_steps == 20
+    for bad in ("Bandit-k1-n5-rl2", "Bandit-k5-n0-rl2", "TabularMDP-n0-rl2"):
+        with pytest.raises(ConfigError, match="at least"):
+            rl2_tasks.make(bad)
 
 
 def test_bandit_trial(bandit):
@@ -154,10 +158,11 @@ def test_config_derives_env_and_rejects_bad_settings():
     cfg = rl2.Config(task="bandit", arms=10, episodes=100)
     assert cfg.env == "Bandit-k10-n100-rl2" and cfg.num_steps == 100
     assert rl2.Config(task="mdp", episodes=25).num_steps == 250
-    with pytest.raises(ConfigError, match="--arms"):
-        rl2.Config(arms=3).validate()
-    with pytest.raises(ConfigError, match="--episodes"):
-        rl2.Config(task="mdp", episodes=7).validate()
+    assert rl2.Config(arms=3, episodes=7).validate().env == "Bandit-k3-n7-rl2"  # not only the paper's grid
+    with pytest.raises(ConfigError, match="at least 2 arms"):
+        rl2.Config(arms=1).validate()
+    with pytest.raises(ConfigError, match="at least 1 episode"):
+        rl2.Config(task="mdp", episodes=0).validate()
     assert dataclasses.replace(cfg, arms=5).env == "Bandit-k5-n100-rl2"
 
 
@@ -168,5 +173,5 @@ def test_cli_train_and_eval_beside_gittins(tmp_path, capsys):
     assert cli.main(["eval", str(tmp_path / "r"), "--episodes", "50"]) == 0
     out = capsys.readouterr().out
     assert "Gittins" in out and "regret" in out
-    assert cli.main(["train", "rl2", "--arms", "3", "--runs-dir", str(tmp_path)]) == 2
+    assert cli.main(["train", "rl2", "--arms", "1", "--runs-dir", str(tmp_path)]) == 2
     assert cli.main(["train", "rl2", "--episodes", "0", "--runs-dir", str(tmp_path)]) == 2

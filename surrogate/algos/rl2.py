@@ -80,12 +80,8 @@ class Config(rp.Config):
     def validate(self) -> "Config":
         if self.task not in ("bandit", "mdp"):
             raise ConfigError(f"task must be 'bandit' or 'mdp', got {self.task!r}.")
-        if self.env not in rl2_tasks.IDS:
-            if self.task == "bandit":
-                raise ConfigError(f"No bandit setting with --arms {self.arms} --episodes {self.episodes}: choose "
-                                  f"--arms from {rl2_tasks.BANDIT_ARMS} and --episodes from {rl2_tasks.BANDIT_EPISODES}.")
-            raise ConfigError(f"No MDP setting with --episodes {self.episodes}: choose --episodes from "
-                              f"{rl2_tasks.MDP_EPISODES}.")
+        if problem := rl2_tasks.setting_problem(self.task, self.arms, self.episodes):
+            raise ConfigError(f"--arms {self.arms} --episodes {self.episodes}: {problem}.")
         return rp.Config.validate(self)
 
 

@@ -15,7 +15,7 @@ import difflib
 
 from surrogate.envs.atari import AtariEnv, atari_env_ids
 from surrogate.envs.host_env import HostEnv, host_env_ids
-from surrogate.envs.jax_env import JaxEnv, jax_env_ids, make_jax_env
+from surrogate.envs.jax_env import JaxEnv, is_jax_env_id, jax_env_ids, make_jax_env
 from surrogate.envs.partial import NO_VELOCITY, NO_VELOCITY_IDS, keep_observations
 from surrogate.envs import rllab_hierarchical_mujoco  # noqa: F401  (registers its Gymnasium ids)
 from surrogate.errors import EnvNotFoundError
@@ -50,7 +50,7 @@ def _make(env_id: str, **kwargs):
         host_id = env_id[len(HOST_PREFIX):]
         if host_id in host_env_ids():
             return HostEnv(host_id, dict(kwargs))
-    elif env_id in jax_env_ids():
+    elif is_jax_env_id(env_id):
         return make_jax_env(env_id, **kwargs)
     elif env_id in atari_env_ids():
         return AtariEnv(env_id, dict(kwargs))

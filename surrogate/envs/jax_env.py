@@ -117,6 +117,12 @@ def make_jax_env(env_id: str, **kwargs) -> JaxEnv:
     return JaxEnv(env_id, env, params)
 
 
+def is_jax_env_id(env_id: str) -> bool:
+    """A listed JAX-native id, or one of the ids that name their own setting (RL²'s ``Bandit-k<k>-n<n>-rl2``)."""
+    from surrogate.envs import rl2_tasks
+    return env_id in jax_env_ids() or rl2_tasks.is_rl2(env_id)
+
+
 def jax_env_ids():
     from surrogate.envs import rl2_tasks, rllab_hierarchical, rllab_partial
     return (list(gymnax.registered_envs) + list(deep_sea.SIZED_IDS) + list(rllab_partial.IDS)

@@ -18,8 +18,9 @@ d_{t-1})`` with ``d`` the inner-episode termination flag (all zero before the tr
 bandit the state one-hot is the constant 1). The trial's undiscounted return is the paper's table entry:
 the total reward over the ``n`` episodes.
 
-Ids name the setting, so compiled programs and run directories never mix: ``Bandit-k<k>-n<n>-rl2`` and
-``TabularMDP-n<n>-rl2`` for the grids in ``BANDIT_ARMS`` x ``BANDIT_EPISODES`` and ``MDP_EPISODES``.
+Ids name the setting, so compiled programs and run directories never mix: ``Bandit-k<k>-n<n>-rl2`` (any
+``k >= 2`` arms, ``n >= 1`` pulls) and ``TabularMDP-n<n>-rl2`` (``n >= 1`` episodes); ``IDS`` lists the
+paper's grids (``BANDIT_ARMS`` x ``BANDIT_EPISODES`` and ``MDP_EPISODES``), which ``surrogate envs`` shows.
 Evaluation on given tasks (the baselines' draws): ``reset_to_task``.
 """
 import re
@@ -52,7 +53,16 @@ IDS = tuple([bandit_id(k, n) for k in BANDIT_ARMS for n in BANDIT_EPISODES] + [m
 
 
 def is_rl2(env_id: str) -> bool:
-    return env_id in IDS
+    return bool(_BANDIT.match(env_id) or _MDP.match(env_id))
+
+
+def setting_problem(task: str, arms: int, episodes: int) -> str | None:
+    """Why a bandit of ``arms`` arms (or an MDP) with ``episodes`` inner episodes is no RL² setting, or None."""
+    if task == "bandit" and arms < 2:
+        return f"a bandit needs at least 2 arms, got {arms}"
+    if episodes < 1:
+        return f"a trial needs at least 1 episode, got {episodes}"
+    return None
 
 
 class Task(NamedTuple):
@@ -149,14 +159,18 @@ class RL2Trial(environment.Environment):
 
 
 def make(env_id: str, **kwargs):
-    """``(id, gymnax env, params)`` for an RL² id (``IDS``)."""
+    """``(id, gymnax env, params)`` for an RL² id (module docstring)."""
     if kwargs:
         raise ConfigError(f"{env_id} takes no keyword options (the id names the setting); got {sorted(kwargs)}.")
-    if env_id not in IDS:
-        raise ConfigError(f"Unknown RL² id {env_id!r}. Available: {', '.join(IDS)}.")
-    if m := _BANDIT.match(env_id):
-        arms, episodes = int(m[1]), int(m[2])
+    bandit, mdp = _BANDIT.match(env_id), _MDP.match(env_id)
+    if not (bandit or mdp):
+        raise ConfigError(f"Unknown RL² id {env_id!r}: use Bandit-k<arms>-n<pulls>-rl2 or TabularMDP-n<episodes>-rl2, "
+                          f"e.g. {IDS[0]}.")
+    arms, episodes = (int(bandit[1]), int(bandit[2])) if bandit else (MDP_ACTIONS, int(mdp[1]))
+    if problem := setting_problem("bandit" if bandit else "mdp", arms, episodes):
+        raise ConfigError(f"{env_id}: {problem}.")
+    if bandit:
         env = RL2Trial(env_id, 1, arms, 1, episodes, bernoulli=True)
     else:
-        env = RL2Trial(env_id, MDP_STATES, MDP_ACTIONS, MDP_HORIZON, int(_MDP.match(env_id)[1]), bernoulli=False)
+        env = RL2Trial(env_id, MDP_STATES, MDP_ACTIONS, MDP_HORIZON, episodes, bernoulli=False)
     return env_id, env, env.default_params
