@@ -90,8 +90,8 @@ class Config:
                               f"({self.steps_per_iteration}). Raise --buffer-size.")
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must list positive layer widths, got {self.hidden!r}.")
-        if self.frame_replay and frame_replay.config_problem(self):
-            raise ConfigError(frame_replay.config_problem(self))
+        if self.frame_replay and (problem := frame_replay.config_problem(self)):
+            raise ConfigError(problem)
         return self
 
 
