@@ -107,8 +107,8 @@ def learning_run(a, name: str, game: str, path: Path):
     runner = jax_driver.initial_state(algo, config, env, keys)
     episodes = [[] for _ in range(a.seeds)]  # per seed: (frame, return sum, count) of iterations with episodes
     done, wall_before, programs = 0, 0.0, {}
-    ckpt = Path(a.checkpoint_dir) / f"{game}_{name}_seeds{a.seeds}_key{a.seed}_frames{a.frames}.msgpack"
-    if ckpt.is_file():  # continue the run a previous invocation left (same trajectory: the keys are in it)
+    ckpt = Path(a.checkpoint_dir or ".") / f"{game}_{name}_seeds{a.seeds}_key{a.seed}_frames{a.frames}.msgpack"
+    if a.checkpoint_dir and ckpt.is_file():  # continue the run a previous invocation left (same trajectory: the keys are in it)
         runner, history, done = checkpoint.load(ckpt, runner)
         episodes = [[tuple(r) for r in history[f"seed{s}"]] for s in range(a.seeds)]
         wall_before = float(history["wall_s"])
@@ -136,7 +136,9 @@ def learning_run(a, name: str, game: str, path: Path):
         before = [c[k - 1] for c in curves] if k > 0 and done > n else []
         reached = (a.until_anchor and done < total_iters and float(np.nanmean(final)) >= anchor
                    and len(before) > 0 and float(np.nanmean(before)) >= anchor)
-        if done < total_iters:  # kept when stopped at the anchor: a later run without the flag continues it
+        if not a.checkpoint_dir:
+            pass
+        elif done < total_iters:  # kept when stopped at the anchor: a later run without the flag continues it
             history = {f"seed{s}": np.asarray(e, np.float64).reshape(-1, 3) for s, e in enumerate(episodes)}
             checkpoint.save(ckpt, runner, {**history, "wall_s": np.asarray(wall)}, done)
         else:
@@ -356,7 +358,8 @@ def main():
                         "continues it")
     p.add_argument("--max-chunks", type=int, default=-1, help="stop each run after this many chunks (resume later)")
     p.add_argument("--checkpoint-dir", default=str(HERE.parent / "runs" / "q_minatar"),
-                   help="each unfinished run's state after every chunk; the next invocation continues it")
+                   help="each unfinished run's state after every chunk; the next invocation continues it "
+                        "('': none, for a run that will not be resumed)")
     p.add_argument("--plot", action="store_true")
     p.add_argument("--reps", type=int, default=50_000, help="bootstrap replications (rliable)")
     p.add_argument("--speed", action="store_true")
