@@ -189,6 +189,12 @@ def load_results() -> list:
     return [json.loads(p.read_text()) for p in sorted(OUT_DIR.glob("*.json"))]
 
 
+def ran_on(machine: dict) -> str:
+    """Where a result file's run went: the GPU's name, else the CPU's cores."""
+    gpu = machine.get("gpu")
+    return gpu.split(":")[1].split("(")[0].strip() if gpu else f"CPU, {machine['cores']} cores"
+
+
 def plot(a):
     import matplotlib
 
@@ -245,7 +251,7 @@ def plot(a):
         summary["per_game"][f"{r['game']}_{r['algo']}"] = dict(
             final_return_mean=r["final_return_mean"], final_return_per_seed=r["final_return_per_seed"],
             frames_per_seed=r["frames_per_seed"], complete=r["complete"], seeds=r["seeds"],
-            stopped_at_anchor=r.get("stopped_at_anchor", False),
+            stopped_at_anchor=r.get("stopped_at_anchor", False), ran_on=ran_on(r["machine"]),
             minatar_dqn_5M=dqn_anchor[r["game"]], ratio_to_minatar_dqn_5M=r["final_return_mean"] / dqn_anchor[r["game"]],
             note="" if r["frames_per_seed"] >= 5_000_000 else
             f"stopped (--until-anchor) at {r['frames_per_seed']:,} frames per seed, the seeds' mean at least "

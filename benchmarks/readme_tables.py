@@ -245,7 +245,7 @@ def q_minatar() -> str:
     if not d:
         return "_not measured yet: run `python benchmarks/q_minatar.py`_"
     rows = ["| game | algorithm | frames per seed (of 5M) | last-100-episode return, mean of seeds (per seed) "
-            "| MinAtar DQN at 5M | MinAtar AC(λ=0.8) at 5M | gymnax PPO at 10M |", "|---|---|---|---|---|---|---|"]
+            "| MinAtar DQN at 5M | MinAtar AC(λ=0.8) at 5M | gymnax PPO at 10M | ran on |", "|---|---|---|---|---|---|---|---|"]
     ac = {"Breakout": 17.6, "SpaceInvaders": 185.1, "Asterix": 18.3, "Freeway": 47.5}  # paper-tables.md
     gymnax_ppo = {"Breakout": 28.0, "SpaceInvaders": 131.0, "Asterix": 15.0, "Freeway": 58.0}  # paper-tables.md
     for key, g in sorted(d.get("per_game", {}).items()):
@@ -253,7 +253,7 @@ def q_minatar() -> str:
         per_seed = " / ".join(f"{x:.1f}" for x in g["final_return_per_seed"])
         frames = f"{g['frames_per_seed'] // 1000}k" + (" (stopped: reached MinAtar DQN)" if g.get("stopped_at_anchor") else "")
         rows.append(f"| {game} | `{algo}` | {frames} | {g['final_return_mean']:.1f} ({per_seed}) "
-                    f"| {g['minatar_dqn_5M']} | {ac.get(game, '-')} | {gymnax_ppo.get(game, '-')} |")
+                    f"| {g['minatar_dqn_5M']} | {ac.get(game, '-')} | {gymnax_ppo.get(game, '-')} | {g.get('ran_on', '-')} |")
     if d.get("aggregate_final"):
         rows += ["", "| algorithm | IQM of score / MinAtar DQN at 5M, at the frames all 4 games reached (95% CI) "
                  "| the same at each game's final chunk |", "|---|---|---|"]

@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from surrogate.core.ensemble import (bootstrap_masks, bootstrap_masks_from_bits, ensemble_mean_std, masked_mean_loss,
+from surrogate.core.ensemble import (bootstrap_masks, bootstrap_masks_from_bits, ensemble_mean_std, masked_head_loss,
+                                     scale_gradient,
                                      ucb_actions, ucb_scores, vote_actions, vote_counts)
 
 # three heads, one state, two actions: action 0 is certain (1, 1, 1), action 1 uncertain (0, 0, 2.7)
@@ -70,8 +71,15 @@ def test_masks_from_bits_edges_and_threshold():
         bootstrap_masks_from_bits(bits, 1.5)
 
 
-def test_masked_mean_loss_hand_value():
+def test_masked_head_loss_hand_value():
     losses = jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # [K=2, B=3]
     masks = jnp.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
-    # head 0: (1 + 3) / 3, head 1: 6 / 3; mean over heads
-    np.testing.assert_allclose(masked_mean_loss(losses, masks), ((1 + 3) / 3 + 6 / 3) / 2, rtol=1e-6)
+    # head 0: (1 + 3) / 3, head 1: 6 / 3; summed over heads (each head's gradient is its own loss's)
+    np.testing.assert_allclose(masked_head_loss(losses, masks), (1 + 3) / 3 + 6 / 3, rtol=1e-6)
+
+
+def test_scale_gradient_keeps_the_value_and_scales_the_gradient():
+    x = jnp.array([0.3, -1.7, 2.5e-8, 1e6])
+    np.testing.assert_array_equal(scale_gradient(x, 0.1), x)
+    f = lambda v: (jnp.sin(scale_gradient(v, 0.25)) * jnp.arange(1.0, 5.0)).sum()
+    np.testing.assert_allclose(jax.grad(f)(x), 0.25 * jnp.cos(x) * jnp.arange(1.0, 5.0), rtol=1e-6)

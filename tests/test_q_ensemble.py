@@ -140,9 +140,11 @@ def test_masks_stored_beside_transitions(cartpole):
     np.testing.assert_allclose(items.reward[:200], np.arange(200) / 100, rtol=1e-6)
 
 
-def test_masked_head_gets_no_gradient_and_loss_by_hand(cartpole):
+def test_masked_head_gets_no_gradient_and_loss_by_hand(cartpole, monkeypatch):
     """One transition with mask (1, 0, 1, 0): heads 1 and 3 get exactly zero gradient; the loss is the
-    mean over heads of 0.5 * (Q_k(s, a) - y_k)^2 for the included heads, y_k double DQN from target k."""
+    sum over the included heads of 0.5 * (Q_k(s, a) - y_k)^2, y_k double DQN from target k. Each head's
+    gradient is its own TD loss's (not divided by K: Osband et al.'s heads); the torso's is 1/K of what
+    the same loss sends into it without the gradient scaling (the heads' mean)."""
     cfg = TINY
     state = qe.init(cfg, cartpole, jax.random.PRNGKey(0))
     online, prior = state.params["online"], state.params["prior"]
@@ -156,13 +158,22 @@ def test_masked_head_gets_no_gradient_and_loss_by_hand(cartpole):
     want = 0.0
     for k in (0, 2):
         y = q_targets(jnp.array([0.5]), jnp.array([0.0]), nq[k], jnp.asarray(q_next[k][None]), gamma=cfg.gamma)
-        want += 0.5 * (q[k, 1] - float(y[0])) ** 2 / 4
+        want += 0.5 * (q[k, 1] - float(y[0])) ** 2
     assert float(loss) == pytest.approx(want, rel=1e-5)
-    grads = jax.grad(lambda p: qe.ensemble_loss(cfg, cartpole, p, prior, mb, nq)[0])(online)["params"]
+    loss_of = lambda p: qe.ensemble_loss(cfg, cartpole, p, prior, mb, nq)[0]
+    grads = jax.grad(loss_of)(online)["params"]
     for k in (1, 3):
         assert not np.asarray(grads["heads_kernel"][k]).any() and not np.asarray(grads["heads_bias"][k]).any()
-    for k in (0, 2):
-        assert np.abs(np.asarray(grads["heads_bias"][k])).sum() > 0
+    for k in (0, 2):  # a lone head's TD gradient: d/db_k 0.5 (Q_k(s, a) - y_k)^2 = (Q_k(s, a) - y_k) e_a
+        y = q_targets(jnp.array([0.5]), jnp.array([0.0]), nq[k], jnp.asarray(q_next[k][None]), gamma=cfg.gamma)
+        np.testing.assert_allclose(grads["heads_bias"][k], np.eye(2)[1] * (q[k, 1] - float(y[0])), rtol=1e-4,
+                                   atol=1e-7)
+    monkeypatch.setattr(qe, "scale_gradient", lambda x, scale: x)
+    unscaled = jax.grad(loss_of)(online)["params"]
+    np.testing.assert_allclose(unscaled["heads_kernel"], grads["heads_kernel"], rtol=1e-5, atol=1e-8)
+    jax.tree.map(lambda g, u: np.testing.assert_allclose(g, u / cfg.num_heads, rtol=1e-4, atol=1e-8),
+                 grads["MLP_0"], unscaled["MLP_0"])
+    assert np.abs(np.asarray(grads["MLP_0"]["Dense_0"]["kernel"])).sum() > 0
 
 
 def test_training_starts_after_learning_starts_and_target_copies(cartpole):

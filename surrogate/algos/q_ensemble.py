@@ -4,8 +4,9 @@ ensemble voting, as three registered algorithms that share everything but the ac
 
 K Q-heads on one shared torso (an MLP, or MinAtar's CNN), each trained with double-DQN targets from
 its own target head (van Hasselt et al. 2016, eq. 4) on the transitions its Bernoulli bootstrap mask
-includes (drawn when a transition is stored, kept beside it in the replay buffer). The loss averages
-the heads' masked losses, so the torso's gradient is the heads' mean (Osband et al.'s 1/K). Acting:
+includes (drawn when a transition is stored, kept beside it in the replay buffer). The loss sums the
+heads' masked losses (each head gets its own loss's full gradient) and the gradient entering the shared
+torso is scaled by 1/K, so the torso's is the heads' mean (Osband et al. 2016). Acting:
 ``ensemble_ucb``: ``argmax_a mean_k Q_k + ucb_lambda * std_k Q_k`` (Chen et al., Algorithm 2);
 ``bootstrapped_dqn``: a head drawn uniformly at each episode's start and followed for the whole
 episode (Osband et al., Algorithm 1), kept in the policy's carry as head + 1 (the runtime zeroes the
@@ -28,7 +29,7 @@ import optax
 from surrogate.algos import dqn
 from surrogate.algos.actor_critic import key_rng, positive
 from surrogate.core.distributions import uniform_from_bits
-from surrogate.core.ensemble import bootstrap_masks, masked_mean_loss, ucb_actions, vote_actions
+from surrogate.core.ensemble import bootstrap_masks, masked_head_loss, scale_gradient, ucb_actions, vote_actions
 from surrogate.core.networks import MLP, MinAtarCNN
 from surrogate.core.q_networks import lecun_normal_np
 from surrogate.core.replay import ReplayState, add_batch, init_replay, sample_indices
@@ -126,6 +127,7 @@ class EnsembleQ(nn.Module):
     @nn.compact
     def __call__(self, x):
         x = MinAtarCNN()(x) if self.network == "minatar_cnn" else MLP(self.hidden, self.activation)(x)
+        x = scale_gradient(x, 1.0 / self.num_heads)  # the torso's gradient: the heads' mean (Osband et al.)
         kernel = self.param("heads_kernel", nn.initializers.zeros, (self.num_heads, x.shape[-1], self.action_dim))
         bias = self.param("heads_bias", nn.initializers.zeros, (self.num_heads, self.action_dim))
         return jnp.einsum("...h,kha->k...a", x, kernel) + bias.reshape(self.num_heads, *[1] * (x.ndim - 1), -1)
@@ -243,7 +245,7 @@ def make_act(rule: str):
 
 
 def ensemble_loss(config: Config, env, online, prior, mb: Transition, next_q_target):
-    """``masked_mean_loss`` of the heads' TD losses ``[K, B]`` with the stored masks (``mb.mask [B, K]``),
+    """``masked_head_loss`` of the heads' TD losses ``[K, B]`` with the stored masks (``mb.mask [B, K]``),
     and ``Q_k(s, a) [K, B]``. Head k's target is double DQN's ``r + gamma (1 - term) Q'_k(s', argmax_a
     Q_k(s', a))`` with its own target head ``Q'_k`` (``next_q_target [K, B, A]``)."""
     params = {"online": online, "prior": prior}
@@ -252,7 +254,7 @@ def ensemble_loss(config: Config, env, online, prior, mb: Transition, next_q_tar
     q_all = q_values(config, env, params, mb.obs)
     q = jnp.take_along_axis(q_all, jnp.broadcast_to(mb.action[None, :, None], (*q_all.shape[:2], 1)), -1)[..., 0]
     err = q - jax.lax.stop_gradient(y)
-    return masked_mean_loss(huber_loss(err) if config.loss == "huber" else 0.5 * err**2, mb.mask.T), q
+    return masked_head_loss(huber_loss(err) if config.loss == "huber" else 0.5 * err**2, mb.mask.T), q
 
 
 def gradient_steps(config: Config, env, state: EnsembleState, batches: Transition):

@@ -75,12 +75,21 @@ def bootstrap_masks_from_bits(bits, p: float):
     return (uniform_from_bits(bits) < p).astype(jnp.float32)
 
 
-def masked_mean_loss(losses, masks):
-    """The ensemble loss ``(1 / K) sum_k (1 / B) sum_b m[k, b] * l[k, b]`` of per-head, per-transition
-    losses ``l [K, B]`` and masks ``m [K, B]``: each head's loss is its masked transitions' summed
-    loss over the minibatch size (a transition its mask leaves out contributes nothing, not even to the
-    normaliser); the heads are averaged, so the shared torso's gradient is the mean of the heads'
-    gradients (Osband et al. 2016 normalise the torso's gradient by 1/K)."""
+def masked_head_loss(losses, masks):
+    """The ensemble loss ``sum_k (1 / B) sum_b m[k, b] * l[k, b]`` of per-head, per-transition losses
+    ``l [K, B]`` and masks ``m [K, B]``: each head's loss is its masked transitions' summed loss over the
+    minibatch size (a transition its mask leaves out contributes nothing, not even to the normaliser),
+    and the heads' losses are summed, so every head's parameters get their own loss's full gradient, as
+    a lone DQN's would. Osband et al. 2016 train each head on its own bootstrapped loss and normalise the
+    gradient entering the shared torso by 1/K: ``scale_gradient`` on the torso's output does that. (A mean
+    over the heads instead would shrink every head's gradient K-fold, which an optimiser with a large
+    epsilon, MinAtar's centered RMSprop with 0.01, turns into a K-fold smaller step.)"""
     chex.assert_equal_shape([losses, masks])
     chex.assert_rank(losses, 2)
-    return (losses * masks).mean()
+    return (losses * masks).mean(axis=1).sum()
+
+
+def scale_gradient(x, scale: float):
+    """``x`` unchanged in the forward pass (exactly); ``scale`` times the incoming gradient backwards."""
+    frozen = jax.lax.stop_gradient(x)
+    return frozen + scale * (x - frozen)
