@@ -2,7 +2,8 @@
 # MinAtar learning runs on a lent GPU (this workplace's `device` tool: one H200, jax 0.11.2 with CUDA in its
 # image, Python 3.12): runs of benchmarks/q_minatar.py side by side, one process each, every one writing
 # its result file after each 100k-frame chunk into $OUT/res, so a run cut off at the time limit keeps its
-# finished chunks; no checkpoints (the machine is given back after the call).
+# finished chunks. No checkpoints unless CKPT names a folder (say runs/q_minatar: git-ignored, so it stays on
+# the machine while it is warm, and the same call again continues the runs there).
 #
 # RUNS: space-separated algo:game:frames (default: the 2026-11-30 call's six runs). --until-anchor always
 # (it only stops runs that reach MinAtar DQN's 5M-frame value twice in a row).
@@ -32,7 +33,7 @@ $PY -c "import jax, flax, optax, gymnax; print('jax', jax.__version__, 'flax', f
 
 for run in $RUNS; do
   IFS=: read -r algo game frames <<< "$run"
-  timeout -s INT "$LIMIT" $PY benchmarks/q_minatar.py --out-dir "$RES" --checkpoint-dir "" --until-anchor \
+  timeout -s INT "$LIMIT" $PY benchmarks/q_minatar.py --out-dir "$RES" --checkpoint-dir "${CKPT:-}" --until-anchor \
     --algos "$algo" --games "$game" --frames "$frames" --chunk-frames "$CHUNK" > "$LOGS/${algo}_$game.log" 2>&1 &
 done
 wait
