@@ -107,8 +107,9 @@ def learning_run(a, name: str, game: str, path: Path):
     runner = jax_driver.initial_state(algo, config, env, keys)
     episodes = [[] for _ in range(a.seeds)]  # per seed: (frame, return sum, count) of iterations with episodes
     done, wall_before, programs = 0, 0.0, {}
-    ckpt = Path(a.checkpoint_dir or ".") / f"{game}_{name}_seeds{a.seeds}_key{a.seed}_frames{a.frames}.msgpack"
-    if a.checkpoint_dir and ckpt.is_file():  # continue the run a previous invocation left (same trajectory: the keys are in it)
+    ckpt = (Path(a.checkpoint_dir) / f"{game}_{name}_seeds{a.seeds}_key{a.seed}_frames{a.frames}.msgpack"
+            if a.checkpoint_dir else None)  # '': no checkpoints
+    if ckpt and ckpt.is_file():  # continue the run a previous invocation left (same trajectory: the keys are in it)
         runner, history, done = checkpoint.load(ckpt, runner)
         episodes = [[tuple(r) for r in history[f"seed{s}"]] for s in range(a.seeds)]
         wall_before = float(history["wall_s"])
@@ -136,12 +137,10 @@ def learning_run(a, name: str, game: str, path: Path):
         before = [c[k - 1] for c in curves] if k > 0 and done > n else []
         reached = (a.until_anchor and done < total_iters and float(np.nanmean(final)) >= anchor
                    and len(before) > 0 and float(np.nanmean(before)) >= anchor)
-        if not a.checkpoint_dir:
-            pass
-        elif done < total_iters:  # kept when stopped at the anchor: a later run without the flag continues it
+        if ckpt and done < total_iters:  # kept when stopped at the anchor: a later run without the flag continues it
             history = {f"seed{s}": np.asarray(e, np.float64).reshape(-1, 3) for s, e in enumerate(episodes)}
             checkpoint.save(ckpt, runner, {**history, "wall_s": np.asarray(wall)}, done)
-        else:
+        elif ckpt:
             ckpt.unlink(missing_ok=True)
         result = dict(game=game, env=env_id, algo=name, seeds=a.seeds, frames_per_seed=frames_done,
                       frames_target=a.frames, complete=done >= total_iters or reached, wall_s=wall,

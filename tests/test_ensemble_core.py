@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from surrogate.core.ensemble import (bootstrap_masks, bootstrap_masks_from_bits, ensemble_mean_std, masked_head_loss,
-                                     scale_gradient,
-                                     ucb_actions, ucb_scores, vote_actions, vote_counts)
+                                     scale_gradient, ucb_actions, ucb_scores, vote_actions, vote_counts)
 
 # three heads, one state, two actions: action 0 is certain (1, 1, 1), action 1 uncertain (0, 0, 2.7)
 Q = jnp.array([[[1.0, 0.0]], [[1.0, 0.0]], [[1.0, 2.7]]])

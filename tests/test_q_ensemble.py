@@ -155,19 +155,15 @@ def test_masked_head_gets_no_gradient_and_loss_by_hand(cartpole, monkeypatch):
     nq = qe.q_values(cfg, cartpole, {"online": target, "prior": prior}, next_obs)
     loss, _ = qe.ensemble_loss(cfg, cartpole, online, prior, mb, nq)
     q, q_next = (np.asarray(qe.q_values(cfg, cartpole, state.params, o))[:, 0] for o in (obs, next_obs))
-    want = 0.0
-    for k in (0, 2):
-        y = q_targets(jnp.array([0.5]), jnp.array([0.0]), nq[k], jnp.asarray(q_next[k][None]), gamma=cfg.gamma)
-        want += 0.5 * (q[k, 1] - float(y[0])) ** 2
-    assert float(loss) == pytest.approx(want, rel=1e-5)
+    td_error = {k: q[k, 1] - float(q_targets(jnp.array([0.5]), jnp.array([0.0]), nq[k], jnp.asarray(q_next[k][None]),
+                                             gamma=cfg.gamma)[0]) for k in (0, 2)}
+    assert float(loss) == pytest.approx(sum(0.5 * e**2 for e in td_error.values()), rel=1e-5)
     loss_of = lambda p: qe.ensemble_loss(cfg, cartpole, p, prior, mb, nq)[0]
     grads = jax.grad(loss_of)(online)["params"]
     for k in (1, 3):
         assert not np.asarray(grads["heads_kernel"][k]).any() and not np.asarray(grads["heads_bias"][k]).any()
-    for k in (0, 2):  # a lone head's TD gradient: d/db_k 0.5 (Q_k(s, a) - y_k)^2 = (Q_k(s, a) - y_k) e_a
-        y = q_targets(jnp.array([0.5]), jnp.array([0.0]), nq[k], jnp.asarray(q_next[k][None]), gamma=cfg.gamma)
-        np.testing.assert_allclose(grads["heads_bias"][k], np.eye(2)[1] * (q[k, 1] - float(y[0])), rtol=1e-4,
-                                   atol=1e-7)
+    for k, e in td_error.items():  # a lone head's TD gradient: d/db_k 0.5 (Q_k(s, a) - y_k)^2 = (Q_k(s, a) - y_k) e_a
+        np.testing.assert_allclose(grads["heads_bias"][k], np.eye(2)[1] * e, rtol=1e-4, atol=1e-7)
     monkeypatch.setattr(qe, "scale_gradient", lambda x, scale: x)
     unscaled = jax.grad(loss_of)(online)["params"]
     np.testing.assert_allclose(unscaled["heads_kernel"], grads["heads_kernel"], rtol=1e-5, atol=1e-8)
