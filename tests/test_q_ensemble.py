@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from surrogate import checkpoint, envs, run
-from surrogate.algos import get, q_ensemble as qe
+from surrogate.algos import dqn, get, q_ensemble as qe
 from surrogate.core.ensemble import ucb_actions, vote_actions
 from surrogate.core.td import q_targets
 from surrogate.errors import ConfigError
@@ -170,6 +170,39 @@ def test_masked_head_gets_no_gradient_and_loss_by_hand(cartpole, monkeypatch):
     jax.tree.map(lambda g, u: np.testing.assert_allclose(g, u / cfg.num_heads, rtol=1e-4, atol=1e-8),
                  grads["MLP_0"], unscaled["MLP_0"])
     assert np.abs(np.asarray(grads["MLP_0"]["Dense_0"]["kernel"])).sum() > 0
+
+
+@pytest.mark.parametrize("opt", ["adam", "centered_rmsprop"])
+def test_one_head_on_every_transition_is_double_dqn(cartpole, opt):
+    """K = 1 and mask_prob = 1: the ensemble's gradient steps are double DQN's (``dqn.gradient_steps``, tested on
+    its own against hand targets) from the same parameters on the same minibatches, with either optimiser (MinAtar's
+    centered RMSprop, whose eps makes the step size follow the gradient's scale, included)."""
+    cfg = dataclasses.replace(TINY, num_heads=1, mask_prob=1.0, opt=opt, loss="huber", learning_rate=0.01)
+    dcfg = dqn.Config(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(dqn.Config) if hasattr(cfg, f.name)})
+    dcfg = dataclasses.replace(dcfg, double_q=True, dueling=False)
+    state = qe.init(cfg, cartpole, jax.random.PRNGKey(0))
+    state = state._replace(target=jax.tree.map(lambda x: 0.7 * x + 0.01, state.params["online"]))
+    rng, shape = np.random.default_rng(0), (cfg.gradient_steps, cfg.batch_size)
+    obs, next_obs = (rng.normal(size=(*shape, 4)).astype(np.float32) for _ in range(2))
+    action, reward = rng.integers(2, size=shape).astype(np.int32), rng.normal(size=shape).astype(np.float32)
+    terminal = (rng.random(shape) < 0.2).astype(np.float32)
+    ones = np.ones(shape, np.float32)
+    online, _, loss, _, _ = qe.gradient_steps(cfg, cartpole, state, qe.Transition(obs, action, reward, terminal,
+                                                                                  next_obs, ones[..., None]))
+
+    def as_dqn(p):  # the one head is QNetwork's Dense_0
+        p = p["params"]
+        return {"params": {"MLP_0": p["MLP_0"], "Dense_0": {"kernel": p["heads_kernel"][0], "bias": p["heads_bias"][0]}}}
+
+    params = as_dqn(state.params["online"])
+    dstate = dqn.DQNState(params, as_dqn(state.target), dqn.optimizer(dcfg).init(params), None, 0)
+    batches = (dqn.Transition(obs, action, reward, terminal, next_obs, ones.astype(np.int32)),
+               np.zeros(shape, np.int32), ones)
+    (want, *_), want_loss, _ = dqn.gradient_steps(dcfg, cartpole, dstate, batches)
+    assert float(loss) == pytest.approx(float(want_loss), rel=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), as_dqn(online), want)
+    moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - b).max(), as_dqn(online), params)
+    assert min(jax.tree.leaves(moved)) > 1e-4  # every layer took a step
 
 
 def test_training_starts_after_learning_starts_and_target_copies(cartpole):
