@@ -178,8 +178,7 @@ def test_one_head_on_every_transition_is_double_dqn(cartpole, opt):
     its own against hand targets) from the same parameters on the same minibatches, with either optimiser (MinAtar's
     centered RMSprop, whose eps makes the step size follow the gradient's scale, included)."""
     cfg = dataclasses.replace(TINY, num_heads=1, mask_prob=1.0, opt=opt, loss="huber", learning_rate=0.01)
-    dcfg = dqn.Config(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(dqn.Config) if hasattr(cfg, f.name)})
-    dcfg = dataclasses.replace(dcfg, double_q=True, dueling=False)
+    dcfg = dataclasses.replace(cfg.as_dqn(), double_q=True, dueling=False)
     state = qe.init(cfg, cartpole, jax.random.PRNGKey(0))
     state = state._replace(target=jax.tree.map(lambda x: 0.7 * x + 0.01, state.params["online"]))
     rng, shape = np.random.default_rng(0), (cfg.gradient_steps, cfg.batch_size)

@@ -77,9 +77,13 @@ class Config:
     def steps_per_iteration(self) -> int:
         return self.num_envs * self.num_steps
 
+    def as_dqn(self) -> dqn.Config:
+        """DQN's config of the fields the two share (what validates them; a one-head ensemble's twin)."""
+        return dqn.Config(**{f.name: getattr(self, f.name) for f in dataclasses.fields(dqn.Config)
+                             if hasattr(self, f.name)})
+
     def validate(self) -> "Config":
-        dqn.Config(**{f.name: getattr(self, f.name) for f in dataclasses.fields(dqn.Config)
-                      if hasattr(self, f.name)}).validate()
+        self.as_dqn().validate()
         positive(self, "num_heads")
         if not 0.0 < self.mask_prob <= 1.0:
             raise ConfigError(f"mask_prob must be in (0, 1] (1: heads train on everything), got {self.mask_prob!r}.")
